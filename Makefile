@@ -1,0 +1,59 @@
+# The README's two commands: `make demo` (the dashboard on the lab) and `make test`.
+# Both install what is missing: a venv with the package and, as root on Debian/Ubuntu,
+# the server packages the lab and the tests start (postgresql, redis-server,
+# prometheus and its exporters). Without root they say what to install.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBS := postgresql redis-server prometheus prometheus-postgres-exporter prometheus-redis-exporter
+
+.PHONY: demo test bench system-deps venv clean
+
+demo: system-deps venv
+	$(BIN)/scaledash demo
+
+test: system-deps venv
+	$(BIN)/python -m pytest -q -p no:randomly
+
+bench: venv
+	$(BIN)/python tests/bench/poll_round.py
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make: Python 3.11+ is needed: apt-get install python3 python3-venv"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+		echo "make: cannot create a venv: apt-get install python3-venv"; exit 1; }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,lab]'
+	$(BIN)/python -m compileall -q dashboard widgets >/dev/null
+	@touch $(STAMP)
+
+# Which server binaries exist; as root, apt-get install the missing packages without
+# starting their system services (the lab and tests run their own on free ports).
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v prometheus-postgres-exporter >/dev/null 2>&1 || missing="$$missing prometheus-postgres-exporter"; \
+	command -v prometheus-redis-exporter >/dev/null 2>&1 || missing="$$missing prometheus-redis-exporter"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make: installing$$missing (system services stay stopped)"; \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
+			status=$$?; rm -f /usr/sbin/policy-rc.d; \
+			[ $$status = 0 ] || { echo "make: apt-get install$$missing failed"; exit 1; }; \
+		else \
+			echo "make: missing$$missing; install them with: sudo apt-get install$$missing"; \
+			echo "make: (PostgreSQL and Redis are required; Prometheus and the exporters are optional)"; \
+			case "$$missing" in *postgresql*|*redis-server*) exit 1;; esac; \
+		fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) .lab

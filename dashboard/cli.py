@@ -1,0 +1,167 @@
+"""Entry point: `scaledash [check|config check|lab|demo]`.
+
+Every path ends in an exit code and at most a few clean lines: config problems are
+`config error: <path>: <reason>` with exit 3, and anything unexpected goes through
+`crash.report` (one redacted line, details in a file), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from dashboard import config as config_mod
+from dashboard.output import EXIT_UNKNOWN
+from dashboard.redact import safe_message
+
+
+class UsageError(Exception):
+    """Bad arguments: one line, exit 3."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit 2, which means CRITICAL here
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scaledash", description="Terminal dashboard for scaling infrastructure.")
+    parser.add_argument("--config", help="config file (default: $SCALEDASH_CONFIG, ./scaledash.toml, "
+                                         "~/.config/scaledash/scaledash.toml)")
+    parser.add_argument("--interval", help="poll interval, e.g. 1s or 500ms (overrides the config)")
+    parser.add_argument("--timeout", help="per-probe deadline (overrides the config; <= interval)")
+    parser.add_argument("--readonly", action="store_true", help="never run drills or suites")
+    sub = parser.add_subparsers(dest="command")
+
+    check = sub.add_parser("check", help="one round of probes, no TUI; Nagios-style exit code")
+    check.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    check.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
+    check.add_argument("--window", default="1s", help="time between the two rounds used for rates (default 1s)")
+
+    cfg = sub.add_parser("config", help="configuration commands")
+    cfg_sub = cfg.add_subparsers(dest="config_command")
+    cfg_check = cfg_sub.add_parser("check", help="validate the config without connecting")
+    cfg_check.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+
+    lab = sub.add_parser("lab", help="the local lab: a real stack to watch, test and drill")
+    lab.add_argument("action", choices=("up", "down", "status"))
+    lab.add_argument("--dir", default=None, help="lab state directory (default ./.lab)")
+
+    demo = sub.add_parser("demo", help="lab up, the dashboard on it, lab down on exit")
+    demo.add_argument("--dir", default=None, help="lab state directory (default ./.lab)")
+    demo.add_argument("--keep", action="store_true", help="leave the lab running on exit")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    out = {}
+    if args.interval:
+        out["interval"] = args.interval
+    if args.timeout:
+        out["timeout"] = args.timeout
+    return out
+
+
+def load_config(args: argparse.Namespace) -> config_mod.Config:
+    explicit = getattr(args, "sub_config", None) or args.config
+    cfg = config_mod.load(explicit, _overrides(args))
+    for warning in cfg.warnings:
+        print(safe_message(f"config warning: {cfg.path}: {warning}", 300), file=sys.stderr)
+    return cfg
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    print(f"config ok: {cfg.path}: {cfg.target_count} targets, {len(cfg.suites)} suites, "
+          f"interval {cfg.interval:g}s, timeout {cfg.timeout:g}s")
+    return 0
+
+
+async def run_check(cfg: config_mod.Config, window: float):
+    """Two rounds `window` apart (rates need two), then the snapshot."""
+    from dashboard.engine import Engine
+
+    engine = Engine(cfg)
+    try:
+        await engine.poll_round()
+        await asyncio.sleep(window)
+        await engine.poll_round()
+        return engine.snapshot()
+    finally:
+        await engine.close()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from dashboard import output
+
+    try:
+        window = config_mod.parse_duration(args.window)
+    except ValueError as exc:
+        raise UsageError(f"--window: {exc}") from None
+    if not 0 < window <= 60:
+        raise UsageError("--window must be between 0 and 60 seconds")
+    cfg = load_config(args)
+    if cfg.target_count == 0:
+        print(f"scaledash: nothing to check: {cfg.path} has no targets", file=sys.stderr)
+        return EXIT_UNKNOWN
+    snap = asyncio.run(run_check(cfg, window))
+    if args.json:
+        print(output.dumps(snap))
+    else:
+        from rich.console import Console
+
+        output.render_table(snap, Console(highlight=False))
+    return output.exit_code(snap)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from dashboard.lab import cli as lab_cli
+
+    return lab_cli.run(args)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    from dashboard.app import run_app
+
+    return run_app(cfg, readonly=args.readonly)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "config":
+        if args.config_command != "check":
+            raise UsageError("usage: scaledash config check [--config FILE]")
+        return cmd_config_check(args)
+    if args.command in ("lab", "demo"):
+        return cmd_lab(args)
+    return cmd_dashboard(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return dispatch(args)
+    except UsageError as exc:
+        print(f"scaledash: {safe_message(exc, 300)} (see scaledash --help)", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except config_mod.ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        print("scaledash: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except BaseException as exc:  # noqa: BLE001 - the one place that must catch everything
+        from dashboard import crash
+
+        crash.report(exc)
+        return EXIT_UNKNOWN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""Poll scheduling and state: deadlines, single-flight, backoff, hysteresis, history.
+
+The engine owns time. Probes do one round of I/O; the engine bounds each call by its
+deadline, never lets two calls to one target overlap, spaces out retries to dead
+targets, derives rates from counter deltas, decides each component's State, and keeps
+a bounded history per figure. Consumers (the TUI, `check`, drills) read immutable
+`Snapshot`s; every message they see has passed `redact.safe_message`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dashboard import kpi
+from dashboard.config import Config, Thresholds
+from dashboard.kinds import KINDS
+from dashboard.model import Component, Event, Failure, Kind, Reading, Sample, Snapshot, SourceStatus, State
+from dashboard.probes.base import Probe, classify
+from dashboard.redact import safe_message
+
+BACKOFF_CAP_S = 30.0
+DOWN_AFTER = 2            # consecutive failures before DOWN (hysteresis)
+CANCEL_GRACE_S = 0.2      # how long a cancelled probe gets to clean up before we move on
+HISTORY_LEN = 120
+EVENTS_LEN = 200
+
+# Figures kept as history per kind, for sparklines and the detail screen.
+HISTORY_FIGURES = {
+    Kind.REPLICA: ("lag_bytes", "lag_seconds", "latency_ms"),
+    Kind.BREAKER: ("failure_rate", "calls_per_s", "rejected_per_s"),
+    Kind.CACHE: ("hit_rate", "ops_per_s"),
+    Kind.BATCHER: ("reduction", "messages_in_per_s", "frames_out_per_s"),
+    Kind.EDGE: ("latency_ms", "error_rate"),
+    Kind.CDN: ("latency_ms",),
+    Kind.SERVICE: ("error_rate",),
+}
+
+
+@dataclass
+class Track:
+    """What the engine remembers of one component between rounds."""
+
+    kind: Kind
+    name: str
+    detail: str | None
+    reading: Reading | None = None
+    read_at: float | None = None
+    prev_reading: Reading | None = None
+    prev_at: float | None = None
+    metrics: dict = field(default_factory=dict)
+    state: State = State.UNKNOWN
+    reason: str | None = None
+    shown_state: State = State.UNKNOWN
+    since: float | None = None
+    down_streak: int = 0
+    history: dict[str, collections.deque] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """One probe and its scheduling state."""
+
+    probe: Probe
+    tracks: dict[tuple[str, str, str], Track] = field(default_factory=dict)
+    last_sample: Sample | None = None
+    last_ok_at: float | None = None
+    failures: int = 0
+    last_error: str | None = None
+    next_due: float = 0.0
+    in_flight: asyncio.Task | None = None
+    attempts: int = 0
+    successes: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Engine:
+    """Polls every target of a config; `snapshot()` gives the current picture."""
+
+    def __init__(self, config: Config, probes: list[Probe] | None = None, *,
+                 clock: Callable[[], float] = time.monotonic):
+        from dashboard.probes import build_probes
+
+        self.config = config
+        self.interval = config.interval
+        self.thresholds: Thresholds = config.thresholds
+        self.clock = clock
+        self.targets = [Target(p) for p in (probes if probes is not None else build_probes(config))]
+        self._seed_tracks()
+        self.events: collections.deque[Event] = collections.deque(maxlen=EVENTS_LEN)
+        self._tasks: list[asyncio.Task] = []
+        self.paused = False
+        self.rounds = 0
+        self.failover_seconds: float | None = None
+
+    def _seed_tracks(self) -> None:
+        """Direct targets are one known component each: show them before the first probe."""
+        for t in self.targets:
+            kind = getattr(t.probe, "kind", None)
+            if kind is not None:
+                track = Track(kind, t.probe.target, None)
+                t.tracks[(kind.value, t.probe.target, "")] = track
+
+    # ------------------------------------------------------------------ running
+
+    async def poll_round(self) -> None:
+        """Probe every target once, concurrently (what `check` does twice)."""
+        await asyncio.gather(*(self._poll(t) for t in self.targets))
+        self.rounds += 1
+
+    def start(self) -> None:
+        """Start one polling loop per target (the TUI's mode)."""
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._loop(t), name=f"poll:{t.probe.target}")
+                           for t in self.targets]
+
+    async def _loop(self, t: Target) -> None:
+        while True:
+            delay = t.next_due - self.clock()
+            if delay > 0:
+                t.wake.clear()
+                try:
+                    await asyncio.wait_for(t.wake.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+            if self.paused:
+                t.next_due = self.clock() + self.interval
+                continue
+            started = self.clock()
+            await self._poll(t)
+            t.next_due = self._next_due(t, started, self.clock())
+
+    def refresh_now(self) -> None:
+        """Make every target due immediately (the loops pick it up on their next wake)."""
+        now = self.clock()
+        for t in self.targets:
+            t.next_due = min(t.next_due, now)
+            t.wake.set()
+
+    def _next_due(self, t: Target, started: float, finished: float) -> float:
+        p = self.interval
+        if t.failures >= DOWN_AFTER:
+            backoff = min(BACKOFF_CAP_S, p * 2 ** (t.failures - DOWN_AFTER + 1))
+            return finished + max(p, backoff * random.uniform(0.8, 1.2))
+        # An overrun skips the missed ticks instead of queueing them.
+        ticks = max(1, math.ceil((finished - started) / p))
+        return started + ticks * p
+
+    async def _poll(self, t: Target) -> None:
+        started = self.clock()
+        t.attempts += 1
+        if t.in_flight is not None and not t.in_flight.done():
+            self._apply(t, self._failed(t, started, Failure.DOWN, "previous probe still running (skipped)"))
+            return
+        task = asyncio.ensure_future(t.probe.collect())
+        t.in_flight = task
+        done, _ = await asyncio.wait({task}, timeout=t.probe.deadline)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
+            if not task.done():
+                task.add_done_callback(_swallow)
+            self._apply(t, self._failed(t, started, Failure.DOWN, "timeout"))
+            return
+        exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
+        if exc is not None:
+            failure, reason = classify(exc)
+            self._apply(t, self._failed(t, started, failure, reason))
+            return
+        finished = self.clock()
+        t.successes += 1
+        warning = getattr(t.probe, "warning", None)
+        self._apply(t, Sample(t.probe.target, t.probe.source, tuple(task.result()),
+                              latency_ms=(finished - started) * 1000.0, started=started,
+                              finished=finished, warning=safe_message(warning, 120) if warning else None))
+
+    def _failed(self, t: Target, started: float, failure: Failure, reason: str) -> Sample:
+        return Sample(t.probe.target, t.probe.source, failure=failure, error=safe_message(reason, 160),
+                      started=started, finished=self.clock())
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=1.0)
+        self._tasks = []
+        for t in self.targets:
+            try:
+                await asyncio.wait_for(t.probe.close(), timeout=1.0)
+            except (Exception, asyncio.TimeoutError):
+                pass  # a probe that cannot close cleanly is dropped all the same
+
+    # ------------------------------------------------------------------ state
+
+    def _apply(self, t: Target, sample: Sample) -> None:
+        t.last_sample = sample
+        if not sample.ok:
+            t.failures += 1
+            t.last_error = sample.error
+            return
+        t.failures = 0
+        t.last_ok_at = sample.finished
+        for reading in sample.readings:
+            self._apply_reading(t, reading, sample.finished)
+
+    def _apply_reading(self, t: Target, reading: Reading, at: float) -> None:
+        key = reading.ident
+        track = t.tracks.get(key)
+        if track is None:
+            track = t.tracks[key] = Track(reading.kind, reading.name, reading.detail)
+        if track.reading is not None:
+            track.prev_reading, track.prev_at = track.reading, track.read_at
+        track.reading, track.read_at = reading, at
+        dt = (at - track.prev_at) if track.prev_at is not None else None
+        module = KINDS[reading.kind]
+        try:
+            track.metrics = module.derive(reading, track.prev_reading, dt)
+        except Exception as exc:  # odd remote data must cost one row, never the engine
+            track.metrics = {}
+            track.state, track.reason = State.ERROR, f"unusable figures: {type(exc).__name__}"
+            return
+        if reading.state is State.DOWN:
+            track.down_streak += 1
+            if track.down_streak >= DOWN_AFTER:
+                track.state, track.reason = State.DOWN, reading.reason
+            else:
+                track.state = State.DEGRADED
+                track.reason = f"{reading.reason} (1 failure; DOWN at {DOWN_AFTER})"
+        elif reading.state is not None:
+            track.down_streak = 0
+            track.state, track.reason = reading.state, reading.reason
+        else:
+            track.down_streak = 0
+            try:
+                track.state, track.reason = module.assess(track.metrics, self.thresholds)
+            except Exception as exc:  # same boundary as derive()
+                track.state, track.reason = State.ERROR, f"unusable figures: {type(exc).__name__}"
+        if track.reason:
+            track.reason = safe_message(track.reason, 160)
+        for figure in HISTORY_FIGURES.get(reading.kind, ()):
+            value = track.metrics.get(figure)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                track.history.setdefault(figure, collections.deque(maxlen=HISTORY_LEN)).append(float(value))
+
+    def _component_state(self, t: Target, track: Track, now: float) -> tuple[State, str | None]:
+        sample = t.last_sample
+        if sample is not None and not sample.ok:
+            if sample.failure is Failure.DOWN and t.failures >= DOWN_AFTER:
+                return State.DOWN, t.last_error
+            if sample.failure is Failure.ERROR:
+                return State.ERROR, t.last_error
+            if sample.failure is Failure.NO_DATA:
+                return State.NO_DATA, t.last_error
+        if track.read_at is None:
+            return State.UNKNOWN, (f"first probe failed: {t.last_error}" if t.last_error else "no probe finished yet")
+        if sample is not None and sample.ok and track.read_at < sample.finished:
+            return State.STALE, "no longer reported by the source"
+        age = now - track.read_at
+        if age > 2 * self.interval:
+            why = f"no fresh data for {age:.1f}s"
+            return State.STALE, f"{why}: {t.last_error}" if t.last_error and t.failures else why
+        return track.state, track.reason
+
+    def _source_state(self, t: Target, now: float) -> tuple[State, str | None]:
+        sample = t.last_sample
+        if sample is None:
+            return State.UNKNOWN, "no probe finished yet"
+        if not sample.ok:
+            if sample.failure is Failure.DOWN:
+                if t.failures >= DOWN_AFTER:
+                    return State.DOWN, t.last_error
+                return (State.STALE if t.last_ok_at is None or now - t.last_ok_at > 2 * self.interval
+                        else State.OK), t.last_error
+            return (State.ERROR if sample.failure is Failure.ERROR else State.NO_DATA), t.last_error
+        return State.OK, None
+
+    def snapshot(self) -> Snapshot:
+        """The current picture, built fresh; safe to hand to any consumer."""
+        now = self.clock()
+        components, service, sources = [], [], []
+        for t in self.targets:
+            for track in t.tracks.values():
+                comp = self._component(t, track, now)
+                (service if track.kind is Kind.SERVICE else components).append(comp)
+            sources.append(self._source_status(t, now))
+        writable = [c.name for c in components if c.kind is Kind.REPLICA and c.metrics.get("writable")
+                    and c.state not in (State.DOWN, State.STALE)]
+        banners = ()
+        if len(writable) > 1:
+            banners = (f"{len(writable)} primaries - possible split-brain: {', '.join(writable)}",)
+        snap = Snapshot(generated_at=time.time(), components=tuple(components), sources=tuple(sources),
+                        kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners)
+        return kpi.with_kpis(snap, self)
+
+    def _component(self, t: Target, track: Track, now: float) -> Component:
+        state, reason = self._component_state(t, track, now)
+        if state is not track.shown_state:
+            if track.shown_state is not State.UNKNOWN or state is not State.UNKNOWN:
+                self.events.append(Event(time.time(), t.probe.target,
+                                         f"{track.kind.value} {track.name}: {track.shown_state.value} -> "
+                                         f"{state.value}" + (f" ({reason})" if reason else ""), state))
+            track.shown_state, track.since = state, now
+        history = {k: tuple(v) for k, v in track.history.items()}
+        return Component(
+            kind=track.kind, name=track.name, state=state, reason=reason, source=t.probe.source,
+            target=t.probe.target, age_s=round(now - track.read_at, 3) if track.read_at is not None else None,
+            metrics=dict(track.metrics), detail=track.detail,
+            since_s=round(now - track.since, 3) if track.since is not None else None,
+            last_error=t.last_error, next_probe_in_s=self._next_in(t, now), history=history,
+        )
+
+    def _source_status(self, t: Target, now: float) -> SourceStatus:
+        state, reason = self._source_state(t, now)
+        sample = t.last_sample
+        return SourceStatus(
+            target=t.probe.target, source=t.probe.source, state=state, reason=reason,
+            age_s=round(now - t.last_ok_at, 3) if t.last_ok_at is not None else None,
+            latency_ms=round(sample.latency_ms, 3) if sample and sample.latency_ms is not None else None,
+            consecutive_failures=t.failures, next_probe_in_s=self._next_in(t, now),
+            warning=sample.warning if sample else None,
+        )
+
+    def _next_in(self, t: Target, now: float) -> float | None:
+        if not self._tasks:
+            return None
+        return round(max(0.0, t.next_due - now), 3)
+
+    def uptime(self, sources: tuple[str, ...] = ("scrape", "http")) -> tuple[int, int]:
+        """(successful probes, all probes) of the service-facing targets, else of all."""
+        chosen = [t for t in self.targets if t.probe.source in sources] or self.targets
+        return sum(t.successes for t in chosen), sum(t.attempts for t in chosen)
+
+
+def _swallow(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()

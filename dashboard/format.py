@@ -1,0 +1,76 @@
+"""Short human forms of figures, shared by `check`'s table and the TUI.
+
+Remote strings are sanitised here too, so a caller can never forget it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from dashboard.kinds.base import format_float
+from dashboard.redact import safe_message
+
+
+def _bad(value: Any) -> str | None:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return format_float(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return safe_message(value, 20)
+    return None
+
+
+def size(value: Any) -> str:
+    """Bytes: 0 B, 151 KiB, 16.0 MiB."""
+    if (bad := _bad(value)) is not None:
+        return bad
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f} {unit}" if abs(value) < 10 * scale else f"{value / scale:.0f} {unit}"
+    return f"{int(value)} B"
+
+
+def pct(value: Any) -> str:
+    if (bad := _bad(value)) is not None:
+        return bad
+    return f"{value * 100:.1f}%" if value < 0.995 or value > 1 else f"{value * 100:.0f}%"
+
+
+def rate(value: Any) -> str:
+    if (bad := _bad(value)) is not None:
+        return bad
+    if value >= 1000:
+        return f"{value / 1000:.1f}k/s"
+    return f"{value:.1f}/s" if value < 100 else f"{value:.0f}/s"
+
+
+def ms(value: Any) -> str:
+    if (bad := _bad(value)) is not None:
+        return bad
+    return f"{value:.1f}ms" if value < 100 else f"{value:.0f}ms"
+
+
+def seconds(value: Any) -> str:
+    if (bad := _bad(value)) is not None:
+        return bad
+    if value < 60:
+        return f"{value:.1f}s"
+    if value < 3600:
+        return f"{value / 60:.0f}m"
+    return f"{value / 3600:.1f}h"
+
+
+def number(value: Any) -> str:
+    if (bad := _bad(value)) is not None:
+        return bad
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def word(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return safe_message(value, 20)

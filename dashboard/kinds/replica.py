@@ -1,0 +1,48 @@
+"""Replica rows: role, lag in bytes and seconds, replay paused, probe latency."""
+
+from __future__ import annotations
+
+from dashboard import format as fmt
+from dashboard.config import Thresholds
+from dashboard.kinds.base import counter_rate, non_finite, number
+from dashboard.model import Reading, State
+
+METRIC_KEYS = ("role", "lag_bytes", "lag_seconds", "replay_paused", "latency_ms")
+
+
+def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
+    f = cur.figures
+    return {
+        "role": f.get("role"),
+        "lag_bytes": f.get("lag_bytes"),
+        "lag_seconds": f.get("lag_seconds"),
+        "replay_paused": f.get("replay_paused"),
+        "latency_ms": f.get("latency_ms"),
+        "writable": f.get("writable"),
+        "streaming_replicas": f.get("streaming_replicas"),
+        "xact_per_s": counter_rate(cur, prev, dt, "xact"),
+        "reads_per_s": counter_rate(cur, prev, dt, "reads"),
+        "writes_per_s": counter_rate(cur, prev, dt, "writes"),
+        "server_version": f.get("server_version"),
+    }
+
+
+def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
+    bad = non_finite(m)
+    if bad:
+        return State.DEGRADED, bad
+    if m.get("replay_paused"):
+        return State.DEGRADED, "replay paused"
+    lag_bytes, lag_seconds = number(m.get("lag_bytes")), number(m.get("lag_seconds"))
+    if lag_bytes is not None and lag_bytes > t.replica_lag_bytes:
+        return State.DEGRADED, f"lag {lag_bytes / 1048576:.1f} MiB > {t.replica_lag_bytes / 1048576:g} MiB"
+    if lag_seconds is not None and lag_seconds > t.replica_lag_seconds:
+        return State.DEGRADED, f"lag {lag_seconds:.1f}s > {t.replica_lag_seconds:g}s"
+    return State.OK, None
+
+
+def brief(m: dict) -> str:
+    text = f"{fmt.word(m.get('role'))} lag {fmt.size(m.get('lag_bytes'))}/{fmt.seconds(m.get('lag_seconds'))}"
+    if m.get("replay_paused"):
+        text += " PAUSED"
+    return f"{text} probe {fmt.ms(m.get('latency_ms'))}"

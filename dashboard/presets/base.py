@@ -1,0 +1,88 @@
+"""The seam between metric sources and components.
+
+A metric source (a direct /metrics scrape or a Prometheus server) produces flat
+`Series`; a preset reads series and returns `Reading`s. Both paths share the presets:
+a scrape gives cumulative counters (the engine turns them into rates between two
+rounds); Prometheus gives `rate(...)` results, marked `rate=True`, which the kinds
+use as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Protocol
+
+from dashboard.model import Reading
+
+
+@dataclass(frozen=True)
+class Series:
+    """One sample: metric name, labels, value; `rate` when Prometheus applied rate()."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+    rate: bool = False
+
+    def label(self, key: str, default: str = "") -> str:
+        return self.labels.get(key, default)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric a preset reads; Prometheus sources query exactly these."""
+
+    name: str
+    type: str  # "counter" | "gauge" | "histogram"
+
+
+class Preset(Protocol):
+    """What every preset module provides.
+
+    METRICS: the metrics it reads (for PromQL: counters are queried as rate(), gauges
+    as is, histograms as rate() of their `_bucket` series).
+    interpret(series, source_name): the readings found; never raises on odd input
+    (wrong label sets, NaN): such series are skipped or passed on as NaN for the
+    kind to flag.
+    """
+
+    METRICS: tuple[MetricSpec, ...]
+
+    def interpret(self, series: Iterable[Series], source_name: str) -> list[Reading]: ...
+
+
+@dataclass
+class Figures:
+    """Accumulates one component's figures from many series."""
+
+    values: dict = field(default_factory=dict)
+
+    def add_counter(self, figure: str, s: Series) -> None:
+        """Sum a counter into `<figure>_total`, or `<figure>_per_s` for a rated series."""
+        key = f"{figure}_per_s" if s.rate else f"{figure}_total"
+        self.values[key] = self.values.get(key, 0.0) + s.value
+
+    def set(self, figure: str, value: object) -> None:
+        self.values[figure] = value
+
+    def add_bucket(self, figure: str, s: Series) -> None:
+        """Collect histogram buckets (cumulative counts per `le`) under `figure`."""
+        try:
+            le = float(s.labels.get("le", "nan"))
+        except ValueError:
+            return
+        if math.isnan(le):
+            return
+        key = f"{figure}_rate" if s.rate else figure
+        buckets = dict(self.values.get(key, ()))
+        buckets[le] = buckets.get(le, 0.0) + s.value
+        self.values[key] = tuple(sorted(buckets.items()))
+
+
+def group(series: Iterable[Series], handlers: Mapping[str, Callable[[Series], None]]) -> None:
+    """Feed each series to the handler registered for its name."""
+    for s in series:
+        handler = handlers.get(s.name)
+        if handler is not None:
+            handler(s)

@@ -1,0 +1,77 @@
+"""The Probe contract every source implements, and the error type probes raise.
+
+A probe owns its connection (pooled across rounds: a new PostgreSQL connection per
+poll costs 20x a pooled query) and does one thing: `collect()` one round of readings.
+The engine owns time: it bounds every call with `asyncio.wait_for`, classifies what a
+probe raises, and turns it into a failed `Sample`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+from typing import Protocol
+
+from dashboard.model import Failure, Reading
+
+
+class ProbeError(Exception):
+    """A failure the probe understood: `failure` says whether the target or its data failed."""
+
+    def __init__(self, failure: Failure, message: str):
+        super().__init__(message)
+        self.failure = failure
+
+
+class Probe(Protocol):
+    """One target of one source (a DSN, a Redis, a /metrics URL, a Prometheus, a URL).
+
+    Attributes: `target` (the config name), `source` (postgres, redis, scrape,
+    prometheus, http), `deadline` (seconds; the engine cancels a call at this point).
+    """
+
+    target: str
+    source: str
+    deadline: float
+
+    async def collect(self) -> list[Reading]:
+        """One round: the readings found now.
+
+        Raises ProbeError for understood failures, OSError / TimeoutError / driver
+        errors otherwise (the engine classifies them). Must tolerate cancellation at
+        any await: a cancelled call leaves no half-used connection behind (drop it).
+        Never retries internally: the engine schedules the next attempt.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections. Idempotent; never raises."""
+        ...
+
+
+_DOWN_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                errno.ETIMEDOUT, errno.EPIPE, errno.ECONNABORTED}
+
+
+def classify(exc: BaseException) -> tuple[Failure, str]:
+    """Map an exception from a probe to (failure kind, short reason)."""
+    from dashboard.redact import describe_error
+
+    if isinstance(exc, ProbeError):
+        return exc.failure, describe_error(exc)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return Failure.DOWN, "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return Failure.DOWN, "connection refused"
+    if isinstance(exc, ssl.SSLError):
+        return Failure.ERROR, f"TLS error: {describe_error(exc)}"
+    if isinstance(exc, (ConnectionError, EOFError)):
+        return Failure.DOWN, describe_error(exc) or "connection lost"
+    if isinstance(exc, OSError):
+        if exc.errno in _DOWN_ERRNOS or "Connect call failed" in str(exc):
+            reason = "connection refused" if exc.errno == errno.ECONNREFUSED or "Connect call failed" in str(exc) \
+                else describe_error(exc)
+            return Failure.DOWN, reason
+        return Failure.DOWN, describe_error(exc)
+    return Failure.ERROR, f"{type(exc).__name__}: {describe_error(exc)}"

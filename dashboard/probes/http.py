@@ -1,0 +1,66 @@
+"""HTTP plumbing shared by the /metrics, edge function and CDN probes (httpx).
+
+One AsyncClient per target, with at most two sockets, keep-alive across rounds, the
+deadline as every timeout, no redirects followed silently, and bodies capped on their
+decompressed size (a gzip bomb is a few KB on the wire).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from dashboard.model import Failure
+from dashboard.probes.base import ProbeError
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+USER_AGENT = "scaledash/0.1"
+
+
+def make_client(deadline: float, insecure: bool = False, auth: tuple[str, str] | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(deadline),
+        limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+        verify=not insecure,
+        follow_redirects=False,
+        auth=auth,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
+
+
+async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The decompressed body, or ProbeError("response too large") past `limit` bytes."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit and "content-encoding" not in response.headers:
+        raise ProbeError(Failure.ERROR, "response too large")
+    chunks, total = [], 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise ProbeError(Failure.ERROR, "response too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def transport_failure(exc: httpx.HTTPError) -> ProbeError:
+    """Name an httpx failure without printing its request (URLs carry credentials)."""
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text or "111" in text:
+            return ProbeError(Failure.DOWN, "connection refused")
+        if "certificate" in text or "ssl" in text:
+            return ProbeError(Failure.ERROR, "TLS verification failed")
+        return ProbeError(Failure.DOWN, "cannot connect")
+    if isinstance(exc, httpx.TimeoutException):
+        return ProbeError(Failure.DOWN, "timeout")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return ProbeError(Failure.ERROR, "connection broken mid-response")
+    if isinstance(exc, httpx.DecodingError):
+        return ProbeError(Failure.ERROR, "undecodable response body")
+    return ProbeError(Failure.ERROR, type(exc).__name__)
+
+
+def resolved_headers(headers) -> dict[str, str]:
+    from dashboard.config import Secret
+
+    return {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in headers}

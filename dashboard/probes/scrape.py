@@ -1,0 +1,50 @@
+"""A direct /metrics scrape: Prometheus text, parsed, then read by the source's preset."""
+
+from __future__ import annotations
+
+import httpx
+
+from dashboard.config import SourceTarget
+from dashboard.model import Failure, Reading
+from dashboard.presets import get as get_preset
+from dashboard.presets.exposition import ExpositionError, parse_text
+from dashboard.probes.base import ProbeError
+from dashboard.probes.http import make_client, read_capped, transport_failure
+from dashboard.redact import sanitize
+
+
+class ScrapeProbe:
+    source = "scrape"
+
+    def __init__(self, target: SourceTarget, deadline: float):
+        self.target = target.name
+        self.deadline = deadline
+        self._config = target
+        self._preset = get_preset(target.preset)
+        auth = (target.username or "", target.password.reveal()) if target.password else None
+        self._client = make_client(deadline, target.insecure, auth)
+
+    async def collect(self) -> list[Reading]:
+        try:
+            async with self._client.stream("GET", self._config.scrape,
+                                           headers={"Accept": "text/plain;version=0.0.4"}) as response:
+                body = await read_capped(response)
+                status = response.status_code
+        except httpx.HTTPError as exc:
+            raise transport_failure(exc) from None
+        if status != 200:
+            raise ProbeError(Failure.ERROR, f"HTTP {status}: {sanitize(body[:200].decode('utf-8', 'replace'), 60)}")
+        text = body.decode("utf-8", "replace")
+        if text.lstrip().startswith("<"):
+            raise ProbeError(Failure.ERROR, f"not Prometheus text (HTML?): {sanitize(text.strip(), 40)}")
+        try:
+            series = parse_text(text)
+        except ExpositionError as exc:
+            raise ProbeError(Failure.ERROR, str(exc)) from None
+        readings = self._preset.interpret(series, self.target)
+        if not readings:
+            raise ProbeError(Failure.NO_DATA, f"no series for preset {self._config.preset}")
+        return readings
+
+    async def close(self) -> None:
+        await self._client.aclose()
