@@ -132,8 +132,20 @@ class Engine:
                 t.next_due = self.clock() + self.interval
                 continue
             started = self.clock()
-            await self._poll(t)
+            try:
+                await self._poll(t)
+            except Exception as exc:  # a bug in one target's handling must not stop its polling
+                self._apply(t, self._failed(t, started, Failure.ERROR, f"internal error: {type(exc).__name__}"))
             t.next_due = self._next_due(t, started, self.clock())
+
+    def set_interval(self, interval: float) -> None:
+        """Change the poll interval; deadlines shrink with it so that D <= P still holds."""
+        self.interval = interval
+        now = self.clock()
+        for t in self.targets:
+            t.probe.deadline = min(self.config.timeout, interval)
+            t.next_due = min(t.next_due, now + interval)
+            t.wake.set()
 
     def refresh_now(self) -> None:
         """Make every target due immediately (the loops pick it up on their next wake)."""
@@ -145,7 +157,8 @@ class Engine:
     def _next_due(self, t: Target, started: float, finished: float) -> float:
         p = self.interval
         if t.failures >= DOWN_AFTER:
-            backoff = min(BACKOFF_CAP_S, p * 2 ** (t.failures - DOWN_AFTER + 1))
+            # The exponent is capped too: after ~1000 failures (hours down) 2**n overflows a float.
+            backoff = min(BACKOFF_CAP_S, p * 2 ** min(t.failures - DOWN_AFTER + 1, 32))
             return finished + max(p, backoff * random.uniform(0.8, 1.2))
         # An overrun skips the missed ticks instead of queueing them.
         ticks = max(1, math.ceil((finished - started) / p))
@@ -155,7 +168,8 @@ class Engine:
         started = self.clock()
         t.attempts += 1
         if t.in_flight is not None and not t.in_flight.done():
-            self._apply(t, self._failed(t, started, Failure.DOWN, "previous probe still running (skipped)"))
+            self._apply(t, self._failed(t, started, _timeout_failure(t.probe),
+                                        "previous probe still running (skipped)"))
             return
         task = asyncio.ensure_future(t.probe.collect())
         t.in_flight = task
@@ -165,7 +179,7 @@ class Engine:
             await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
             if not task.done():
                 task.add_done_callback(_swallow)
-            self._apply(t, self._failed(t, started, Failure.DOWN, "timeout"))
+            self._apply(t, self._failed(t, started, _timeout_failure(t.probe), "timeout"))
             return
         exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
         if exc is not None:
@@ -334,6 +348,11 @@ class Engine:
         """(successful probes, all probes) of the service-facing targets, else of all."""
         chosen = [t for t in self.targets if t.probe.source in sources] or self.targets
         return sum(t.successes for t in chosen), sum(t.attempts for t in chosen)
+
+
+def _timeout_failure(probe: Probe) -> Failure:
+    """A metric source that does not answer is an ERROR of that source, not a DOWN target."""
+    return getattr(probe, "timeout_failure", Failure.DOWN)
 
 
 def _swallow(task: asyncio.Task) -> None:

@@ -15,11 +15,11 @@ if TYPE_CHECKING:
     from dashboard.engine import Engine
 
 TARGETS = {
-    "primary_read_offload": ("Read offload", "0.80-0.90", lambda v: v >= 0.80),
-    "cache_latency_improvement": ("Cache speed-up", "0.50-0.90", lambda v: v >= 0.50),
-    "websocket_frame_reduction": ("WS frame cut", ">= 0.80", lambda v: v >= 0.80),
-    "error_rate": ("Error rate", "< 0.01", lambda v: v < 0.01),
-    "cache_hit_rate": ("Cache hits", "> 0.80", lambda v: v > 0.80),
+    "primary_read_offload": ("Offload", "0.80-0.90", lambda v: v >= 0.80),
+    "cache_latency_improvement": ("Speed-up", "0.50-0.90", lambda v: v >= 0.50),
+    "websocket_frame_reduction": ("WS cut", ">= 0.80", lambda v: v >= 0.80),
+    "error_rate": ("Errors", "< 0.01", lambda v: v < 0.01),
+    "cache_hit_rate": ("Hits", "> 0.80", lambda v: v > 0.80),
     "failover_seconds": ("Failover", "< 1.0", lambda v: v < 1.0),
     "uptime": ("Uptime", ">= 0.999", lambda v: v >= 0.999),
 }

@@ -581,6 +581,16 @@ class PostgresCluster:
     def nodes(self) -> list[Process]:
         return [p for p in [self.primary, *self.replicas] if p is not None]
 
+    @property
+    def processes(self) -> list[Process]:
+        """Every postmaster spawned so far, also those of a start that failed halfway."""
+        return list(self._spawned)
+
+    @property
+    def scratch_dir(self) -> Path | None:
+        """The /tmp data root used when base_dir is out of the postgres user's reach."""
+        return self._scratch
+
     def dsn(self, node: Process, user: str = "monitor", db: str = "postgres") -> str:
         """TCP connection URL without password (pass it via PGPASSWORD or with_password)."""
         return f"postgresql://{user}@{LOCALHOST}:{node.port}/{db}"

@@ -29,6 +29,8 @@ class Probe(Protocol):
 
     Attributes: `target` (the config name), `source` (postgres, redis, scrape,
     prometheus, http), `deadline` (seconds; the engine cancels a call at this point).
+    Optional `timeout_failure`: how the engine classifies a call it cut at the deadline
+    (default Failure.DOWN; a metric source that is not the target sets Failure.ERROR).
     """
 
     target: str

@@ -46,7 +46,7 @@ def transport_failure(exc: httpx.HTTPError) -> ProbeError:
     """Name an httpx failure without printing its request (URLs carry credentials)."""
     if isinstance(exc, httpx.ConnectError):
         text = str(exc).lower()
-        if "refused" in text or "111" in text:
+        if "refused" in text or "111" in text or _caused_by(exc, ConnectionRefusedError):
             return ProbeError(Failure.DOWN, "connection refused")
         if "certificate" in text or "ssl" in text:
             return ProbeError(Failure.ERROR, "TLS verification failed")
@@ -58,6 +58,16 @@ def transport_failure(exc: httpx.HTTPError) -> ProbeError:
     if isinstance(exc, httpx.DecodingError):
         return ProbeError(Failure.ERROR, "undecodable response body")
     return ProbeError(Failure.ERROR, type(exc).__name__)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    # httpx says only "All connection attempts failed"; the refusal is further down the chain.
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kind):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def resolved_headers(headers) -> dict[str, str]:

@@ -42,6 +42,7 @@ class _Envelope(threading.local):
 
 class PrometheusProbe:
     source = "prometheus"
+    timeout_failure = Failure.ERROR   # Prometheus silent: its source failed (DESIGN "States")
 
     def __init__(self, target: SourceTarget, deadline: float):
         self.target = target.name

@@ -1,0 +1,285 @@
+"""The Textual app: the main screen, its keys, and the path from snapshots to panels.
+
+The engine polls on the app's event loop; a timer takes a snapshot each interval and
+hands it down to the widgets, which only draw. Keys are declared once in BINDINGS:
+the footer, the help screen and the command palette all read them. An unexpected
+error never prints a traceback with locals (a DSN with its password was seen that
+way): it goes through `crash.report`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from dashboard.config import Config
+from dashboard.engine import Engine
+from dashboard.model import Kind, Snapshot
+from dashboard.screens import DetailScreen, HelpScreen
+from widgets.bars import Banner, KpiBar, TopBar
+from widgets.columns import COLUMNS, PANEL_KINDS, RowContext
+from widgets.event_log import EventLog
+from widgets.panel import ComponentPanel, ComponentSelected
+
+MIN_WIDTH, MIN_HEIGHT = 60, 16
+WIDE_WIDTH, THREE_COLUMNS_WIDTH = 120, 150
+INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class ScaledashApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "scaledash"
+    AUTO_FOCUS = "#table-replica"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("r", "refresh", "Refresh now"),
+        Binding("plus,equals_sign", "slower", "Slower", key_display="+"),
+        Binding("minus", "faster", "Faster", key_display="-"),
+        Binding("t", "suites", "Suites"),
+        Binding("d", "drills", "Drills"),
+        Binding("tab", "app.focus_next", "Next panel", show=False),
+        Binding("shift+tab", "app.focus_previous", "Previous panel", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, config: Config, *, readonly: bool = False, engine: Engine | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.readonly = readonly
+        self.engine = engine or Engine(config)
+        self.snapshot: Snapshot | None = None
+        self.filter_text = ""
+        self.ascii_only = os.environ.get("TERM") == "dumb"
+        self._timer = None
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(id="topbar")
+        yield Banner(id="banner")
+        yield KpiBar(id="kpis")
+        with Grid(id="panels"):
+            for panel in COLUMNS:
+                yield ComponentPanel(panel)
+            with Vertical(id="panel-events", classes="panel"):
+                yield Static("Events", classes="panel-title")
+                yield EventLog(id="events")
+        yield Static("terminal too small: make it at least 60x16", id="too-small")
+        yield Input(placeholder="filter rows by name, kind or state (Esc clears)", id="filter", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.engine.start()
+        self._restart_timer()
+        for delay in (0.15, 0.5):        # first live data long before the first full tick
+            self.set_timer(delay, self.refresh_view)
+        self._fit(self.size.width, self.size.height)
+        try:
+            self._loop_signal = asyncio_loop()
+            self._loop_signal.add_signal_handler(signal.SIGHUP, self.exit)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass   # not the main thread (tests): SSH drops are then the driver's business
+
+    async def on_unmount(self) -> None:
+        await self.engine.close()
+
+    def _restart_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_interval(min(self.engine.interval, 1.0), self.refresh_view)
+
+    def on_resize(self, event) -> None:
+        self._fit(event.size.width, event.size.height)
+        self.refresh_view()
+
+    def _fit(self, width: int, height: int) -> None:
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        self.screen.set_class(small, "too-small")
+        self.screen.set_class(width >= WIDE_WIDTH, "wide")
+        self.screen.set_class(width >= THREE_COLUMNS_WIDTH, "three")
+
+    # ------------------------------------------------------------------ data
+
+    def refresh_view(self) -> None:
+        """Take the engine's snapshot and hand it to every widget of the visible screen."""
+        try:
+            snap = self.snapshot = self.engine.snapshot()
+        except Exception as exc:  # a snapshot bug must not end the session: keep the last one
+            self.notify(f"snapshot failed: {type(exc).__name__}", severity="error", timeout=5)
+            return
+        if isinstance(self.screen, DetailScreen):
+            self.screen.show(snap, self.engine.interval, self.ascii_only)
+            return
+        if self.screen is not self._main_screen():
+            return
+        self.query_one(TopBar).show(self.config.name, snap, self.engine.interval, self.readonly, self.engine.paused)
+        self.query_one(Banner).show(snap.banners)
+        self.query_one(KpiBar).show(snap.kpis)
+        if self.screen.has_class("too-small"):
+            return
+        ctx = RowContext(read_share=read_shares(snap), ascii_only=self.ascii_only, interval=self.engine.interval)
+        wide = self.size.width >= WIDE_WIDTH
+        for panel in self.query(ComponentPanel):
+            rows = [c for c in snap.components if c.kind in PANEL_KINDS[panel.panel] and self._matches(c)]
+            panel.show(rows, ctx, wide, room=max(1, panel.size.height - 2))
+        events = self.query_one("#events", EventLog)
+        events.show(snap.events, room=max(1, events.size.height))
+
+    def _main_screen(self) -> Screen:
+        return self.screen_stack[0]
+
+    def _matches(self, component) -> bool:
+        if not self.filter_text:
+            return True
+        needle = self.filter_text.lower()
+        return any(needle in text.lower() for text in
+                   (component.name, component.kind.value, component.state.value, component.detail or ""))
+
+    # ------------------------------------------------------------------ keys
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_table()))
+
+    def key_table(self) -> list[tuple[str, str]]:
+        out = []
+        for binding in self.BINDINGS:
+            key = binding.key_display or binding.key.split(",")[0]
+            out.append((key, binding.description))
+        return out + [("enter", "Details of the selected row")]
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.disabled = False
+        field.display = True
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.value = ""
+        field.display = False
+        field.disabled = True
+        self.filter_text = ""
+        self.query(DataTable).first().focus()
+        self.refresh_view()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.refresh_view()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query(DataTable).first().focus()
+
+    def action_pause(self) -> None:
+        self.engine.paused = not self.engine.paused
+        self.notify("polling paused" if self.engine.paused else "polling resumed", timeout=2)
+        self.refresh_view()
+
+    def action_refresh(self) -> None:
+        self.engine.paused = False
+        self.engine.refresh_now()
+        self.set_timer(0.3, self.refresh_view)
+
+    def _set_interval(self, interval: float) -> None:
+        self.engine.set_interval(interval)
+        self._restart_timer()
+        self.notify(f"polling every {interval:g}s", timeout=2)
+        self.refresh_view()
+
+    def action_slower(self) -> None:
+        bigger = [s for s in INTERVAL_STEPS if s > self.engine.interval]
+        self._set_interval(bigger[0] if bigger else INTERVAL_STEPS[-1])
+
+    def action_faster(self) -> None:
+        smaller = [s for s in INTERVAL_STEPS if s < self.engine.interval]
+        self._set_interval(smaller[-1] if smaller else INTERVAL_STEPS[0])
+
+    def action_suites(self) -> None:
+        self._reserved("suites")
+
+    def action_drills(self) -> None:
+        self._reserved("drills")
+
+    def _reserved(self, what: str) -> None:
+        if self.readonly:
+            self.notify(f"read-only mode: {what} are disabled", severity="warning", timeout=3)
+        else:
+            self.notify(f"{what} are not available in this version yet", timeout=3)
+
+    def on_component_selected(self, message: ComponentSelected) -> None:
+        screen = DetailScreen(message.key)
+        self.push_screen(screen)
+        self.call_after_refresh(self.refresh_view)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.description and binding.action not in ("quit",) and not binding.action.startswith("app."):
+                yield SystemCommand(binding.description, f"key: {binding.key_display or binding.key}",
+                                    _runner(self, binding.action))
+
+    # ------------------------------------------------------------------ failure
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Every unhandled error: a redacted crash file and one line, never locals."""
+        from dashboard import crash
+
+        self._return_code = 3
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        path = crash.write_report(error)
+        self.crash_line = (f"scaledash: unexpected error ({type(error).__name__})"
+                           + (f"; details in {path}" if path else "") + ". Please report it.")
+        self._close_messages_no_wait()
+
+
+def _runner(app: App, action: str):
+    async def run() -> None:
+        await app.run_action(action)
+    return run
+
+
+def asyncio_loop():
+    import asyncio
+
+    return asyncio.get_running_loop()
+
+
+def read_shares(snap: Snapshot) -> dict[str, float]:
+    """Each node's share of all reads, from the service's per-node read rates."""
+    reads: dict[str, float] = {}
+    for svc in snap.service:
+        for node, figures in (svc.metrics.get("nodes") or {}).items():
+            if figures.get("reads_per_s") is not None:
+                reads[node] = reads.get(node, 0.0) + figures["reads_per_s"]
+    total = sum(reads.values())
+    return {node: value / total for node, value in reads.items()} if total > 0 else {}
+
+
+def build_app(config: Config, *, readonly: bool = False, engine: Engine | None = None) -> ScaledashApp:
+    """The one app factory: the CLI, the tests and the screenshot script all use it."""
+    return ScaledashApp(config, readonly=readonly, engine=engine)
+
+
+def run_app(config: Config, readonly: bool = False) -> int:
+    import sys
+
+    app = build_app(config, readonly=readonly)
+    app.run()
+    line = getattr(app, "crash_line", None)
+    if line:
+        print(line, file=sys.stderr)
+    return app.return_code or 0
+
+
+__all__ = ["ScaledashApp", "build_app", "run_app", "Kind"]

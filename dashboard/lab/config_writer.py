@@ -1,0 +1,69 @@
+"""Write the dashboard config for a running lab: every target, secrets as file: refs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _replica(name: str, port: int, secret: Path) -> str:
+    return f'''
+[[replica]]
+name = "{name}"
+dsn = "postgresql://monitor@127.0.0.1:{port}/postgres"
+password = "file:{secret}"
+'''
+
+
+def render(*, lab_dir: Path, primary_port: int, replica_ports: dict[str, int], redis_url: str,
+           service_port: int, traffic_port: int, prometheus_url: str | None,
+           exporter_jobs: tuple[str, ...]) -> str:
+    secrets = lab_dir / "secrets"
+    service = f"http://127.0.0.1:{service_port}"
+    parts = [f'''# Written by `scaledash lab up` for the lab in {lab_dir}; rewritten at every start.
+name = "lab"
+interval = "1s"
+timeout = "800ms"
+''']
+    parts.append(_replica("primary", primary_port, secrets / "pg_password"))
+    parts += [_replica(name, port, secrets / "pg_password") for name, port in replica_ports.items()]
+    parts.append(f'''
+[[cache]]
+name = "redis"
+url = "{redis_url}"
+password = "file:{secrets / 'redis_password'}"
+
+# Client-side response times, cached vs uncached (the cache speed-up KPI); listed
+# before the service so its figure is the one the KPI reads.
+[[source]]
+name = "traffic"
+scrape = "http://127.0.0.1:{traffic_port}/metrics"
+preset = "scaledash"
+
+[[source]]
+name = "service"
+scrape = "{service}/metrics"
+preset = "scaledash"
+''')
+    if prometheus_url:
+        presets = {"postgres": "postgres_exporter", "redis": "redis_exporter"}
+        for job in exporter_jobs:
+            parts.append(f'''
+[[source]]
+name = "{job}-exporter"
+prometheus = "{prometheus_url}"
+preset = "{presets[job]}"
+job = "{job}"
+''')
+    for function, method in (("hello", "POST"), ("resize", "GET")):
+        parts.append(f'''
+[[edge]]
+name = "{function}"
+url = "{service}/functions/v1/{function}"
+method = "{method}"
+''')
+    parts.append(f'''
+[[cdn]]
+name = "static"
+url = "{service}/static/app.js"
+''')
+    return "".join(parts)

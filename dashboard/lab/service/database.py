@@ -1,0 +1,220 @@
+"""Read/write routing over the primary and its replicas.
+
+Writes go to the primary.  Reads go round-robin to the replicas the health
+monitors call healthy and that have replayed the last write to the key being read
+(a per-key read-your-writes fence on WAL positions); otherwise to the primary.
+Replica reads run through the `database` breaker: when they fail, or the breaker
+is open, the read falls back to the primary, and only when the primary fails too
+does the caller get DatabaseUnavailable (a 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from typing import AsyncIterator
+
+import asyncpg
+
+from dashboard.lab.service import queries
+from dashboard.lab.service.breakers import Breaker, BreakerOpen
+from dashboard.lab.service.metrics import ServiceMetrics
+from dashboard.lab.service.replica_health import ReplicaMonitor
+from dashboard.lab.service.settings import ServiceSettings
+from dashboard.redact import describe_error
+
+log = logging.getLogger("lab.service.database")
+
+PRIMARY = "primary"
+CONNECT_TIMEOUT = 2.0
+ACQUIRE_TIMEOUT = 1.0
+QUERY_TIMEOUT = 2.0
+SEED_ROWS = 1000
+START_DEADLINE = 30.0
+# What a failed database call raises; anything else is a bug and should surface.
+DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class DatabaseUnavailable(Exception):
+    """Neither a replica nor the primary could answer."""
+
+
+class NodePool:
+    """A lazily created asyncpg pool for one node (min_size 0: a down node costs nothing idle)."""
+
+    def __init__(self, name: str, dsn: str, password: str | None, max_size: int) -> None:
+        self.name = name
+        self._dsn = dsn
+        self._password = password
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._creating = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._creating:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, password=self._password, min_size=0, max_size=self._max_size,
+                    timeout=CONNECT_TIMEOUT, command_timeout=QUERY_TIMEOUT,
+                    max_inactive_connection_lifetime=60)
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            yield conn
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), 3.0)
+            except Exception:
+                self._pool.terminate()
+
+
+class WriteFence:
+    """Per key, the primary's WAL position after its last write; bounded, oldest dropped first."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self._lsn: OrderedDict[object, int] = OrderedDict()
+        self._max = max_keys
+
+    def note(self, key: object, lsn: int) -> None:
+        self._lsn[key] = lsn
+        self._lsn.move_to_end(key)
+        while len(self._lsn) > self._max:
+            self._lsn.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._lsn)
+
+    def required(self, key: object) -> int:
+        return self._lsn.get(key, 0)
+
+    def forget_replayed(self, replayed_everywhere: int) -> None:
+        """Drop the oldest keys every replica has replayed (the common case within a second)."""
+        while self._lsn:
+            lsn = next(iter(self._lsn.values()))
+            if lsn > replayed_everywhere:
+                break
+            self._lsn.popitem(last=False)
+
+
+class Database:
+    """Routes item queries and owns the pools and replica monitors."""
+
+    def __init__(self, settings: ServiceSettings, metrics: ServiceMetrics, breaker: Breaker) -> None:
+        self.primary = NodePool(PRIMARY, settings.primary_dsn, settings.pg_password, max_size=6)
+        self.replicas = {name: NodePool(name, dsn, settings.pg_password, max_size=4)
+                         for name, dsn in sorted(settings.replicas.items())}
+        self.monitors = {name: ReplicaMonitor(name, dsn, settings.pg_password, settings.max_replica_lag_bytes)
+                         for name, dsn in sorted(settings.replicas.items())}
+        self.fence = WriteFence()
+        self._metrics = metrics
+        self._breaker = breaker
+        self._turn = itertools.count()
+        self._tasks: list[asyncio.Task] = []
+        for name in [PRIMARY, *self.replicas]:
+            for kind in ("read", "write"):
+                metrics.db_queries.labels(name, kind)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._ensure_schema()
+        self._tasks = [asyncio.create_task(m.run(), name=f"monitor-{m.name}") for m in self.monitors.values()]
+
+    async def _ensure_schema(self) -> None:
+        """Create table, seed and trigger; wait (with backoff) for a primary that is still starting."""
+        deadline = time.monotonic() + START_DEADLINE
+        delay = 0.2
+        while True:
+            try:
+                async with self.primary.connection() as conn, conn.transaction():
+                    await conn.execute(queries.SCHEMA_LOCK)
+                    await conn.execute(queries.CREATE_ITEMS)
+                    if await conn.fetchval(queries.COUNT_ITEMS) == 0:
+                        await conn.execute(queries.SEED_ITEMS, SEED_ROWS)
+                        log.info("seeded %d items", SEED_ROWS)
+                    await conn.execute(queries.CREATE_NOTIFY_FUNCTION)
+                    await conn.execute(queries.CREATE_NOTIFY_TRIGGER)
+                return
+            except DB_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(f"primary not ready: {describe_error(exc, 120)}") from None
+                log.warning("primary not ready (%s); retrying in %.1fs", describe_error(exc, 120), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(m.close() for m in self.monitors.values()),
+                             *(p.close() for p in [self.primary, *self.replicas.values()]))
+
+    # -- routing ---------------------------------------------------------------
+
+    def healthy_replicas(self) -> list[str]:
+        return [name for name, m in self.monitors.items() if m.health.healthy]
+
+    def read_candidates(self, key: object) -> list[str]:
+        """Healthy replicas that have replayed the last write to `key`, in round-robin order."""
+        needed = self.fence.required(key)
+        names = [name for name, m in self.monitors.items()
+                 if m.health.healthy and (m.health.replay_lsn or 0) >= needed]
+        if not names:
+            return []
+        start = next(self._turn) % len(names)
+        return names[start:] + names[:start]
+
+    async def read_row(self, key: object, sql: str, *args) -> tuple[asyncpg.Record | None, str]:
+        """One row for `key`, and the node that answered. Raises DatabaseUnavailable."""
+        candidates = self.read_candidates(key)
+        if candidates:
+            node = self.replicas[candidates[0]]
+            try:
+                return await self._breaker.call(lambda: self._fetch(node, "read", sql, args)), node.name
+            except BreakerOpen:
+                pass
+            except DB_ERRORS as exc:
+                log.debug("read on %s failed: %s", node.name, describe_error(exc))
+            self._breaker.fallback()
+        try:
+            return await self._fetch(self.primary, "read", sql, args), PRIMARY
+        except DB_ERRORS as exc:
+            raise DatabaseUnavailable(f"primary: {describe_error(exc, 120)}") from None
+
+    async def write_row(self, key: object, sql: str, *args) -> asyncpg.Record | None:
+        """Run a write on the primary and fence `key` until replicas have replayed it."""
+        try:
+            async with self.primary.connection() as conn:
+                row = await conn.fetchrow(sql, *args, timeout=QUERY_TIMEOUT)
+                # After the commit (autocommit), so a replica at this position has the commit record.
+                lsn = await conn.fetchval(queries.CURRENT_WAL_LSN, timeout=QUERY_TIMEOUT)
+        except DB_ERRORS as exc:
+            raise DatabaseUnavailable(f"primary: {describe_error(exc, 120)}") from None
+        self._metrics.db_queries.labels(PRIMARY, "write").inc()
+        self.fence.note(key, int(lsn))
+        self._forget_replayed()
+        return row
+
+    def _forget_replayed(self) -> None:
+        lsns = [m.health.replay_lsn or 0 for m in self.monitors.values()]
+        if lsns:
+            self.fence.forget_replayed(min(lsns))
+
+    async def _fetch(self, node: NodePool, kind: str, sql: str, args: tuple) -> asyncpg.Record | None:
+        async with node.connection() as conn:
+            row = await conn.fetchrow(sql, *args, timeout=QUERY_TIMEOUT)
+        self._metrics.db_queries.labels(node.name, kind).inc()
+        return row
+
+    def routing_table(self) -> dict:
+        return {
+            "writes": PRIMARY,
+            "reads": self.healthy_replicas() or [PRIMARY],
+            "replicas": {name: m.health.as_dict() for name, m in self.monitors.items()},
+            "fenced_keys": len(self.fence),
+        }

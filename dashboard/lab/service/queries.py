@@ -1,0 +1,68 @@
+"""Every SQL statement the service runs, by name (PostgreSQL 14 and later).
+
+Kept together so a reader sees the whole database contract at once: the schema
+the service creates, the notify trigger the batcher listens to, the item queries
+and the replica health probe.
+"""
+
+# Serialises schema set-up between services starting at the same moment.
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7355608)"
+
+CREATE_ITEMS = """
+CREATE TABLE IF NOT EXISTS items (
+    id int PRIMARY KEY,
+    name text,
+    price numeric,
+    updated_at timestamptz DEFAULT now()
+)"""
+
+COUNT_ITEMS = "SELECT count(*) FROM items"
+
+SEED_ITEMS = """
+INSERT INTO items (id, name, price)
+SELECT g, 'item-' || g, round((1 + random() * 99)::numeric, 2)
+FROM generate_series(1, $1::int) AS g
+ON CONFLICT (id) DO NOTHING"""
+
+# One notification per changed row; the payload stays far below NOTIFY's 8000 bytes
+# because names are short (writes cap them, see items.py).
+CREATE_NOTIFY_FUNCTION = """
+CREATE OR REPLACE FUNCTION items_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed items;
+BEGIN
+    IF TG_OP = 'DELETE' THEN changed := OLD; ELSE changed := NEW; END IF;
+    PERFORM pg_notify('items_changes', json_build_object(
+        'op', lower(TG_OP), 'id', changed.id, 'name', changed.name, 'price', changed.price,
+        'updated_at', changed.updated_at)::text);
+    RETURN NULL;
+END $$"""
+
+CREATE_NOTIFY_TRIGGER = """
+CREATE OR REPLACE TRIGGER items_notify
+AFTER INSERT OR UPDATE OR DELETE ON items
+FOR EACH ROW EXECUTE FUNCTION items_notify()"""
+
+NOTIFY_CHANNEL = "items_changes"
+
+SELECT_ITEM = "SELECT id, name, price, updated_at FROM items WHERE id = $1"
+
+# Upsert; the returned row is what the writer sees, and the WAL position after the
+# commit is what a replica must have replayed before it may answer for this key.
+UPSERT_ITEM = """
+INSERT INTO items AS i (id, name, price, updated_at)
+VALUES ($1, coalesce($2, 'item-' || $1::int), coalesce($3, 0), now())
+ON CONFLICT (id) DO UPDATE
+SET name = coalesce($2, i.name), price = coalesce($3, i.price), updated_at = now()
+RETURNING id, name, price, updated_at"""
+
+CURRENT_WAL_LSN = "SELECT pg_current_wal_lsn()"
+
+# Replica health, once a second per replica. pg_is_wal_replay_paused() raises on a
+# server not in recovery, hence the CASE (its branches are evaluated lazily).
+REPLICA_HEALTH = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END AS replay_paused,
+       CASE WHEN pg_is_in_recovery()
+            THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) END AS lag_bytes,
+       pg_last_wal_replay_lsn() AS replay_lsn"""

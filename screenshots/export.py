@@ -1,0 +1,57 @@
+"""Render the real app against a running lab into SVG screenshots for the README.
+
+    scaledash lab up --dir .lab
+    .venv/bin/python screenshots/export.py --config .lab/scaledash.toml
+
+Uses the same app factory as the CLI and the tests, at 80x24 and 160x48, plus the
+detail screen of the first replica and the help screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dashboard.app import build_app  # noqa: E402
+from dashboard.config import load  # noqa: E402
+
+
+async def shoot(config_path: str, out: Path, settle: float) -> list[Path]:
+    written = []
+    for size, name in (((80, 24), "main-80x24"), ((160, 48), "main-160x48")):
+        app = build_app(load(config_path), readonly=True)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(settle)
+            app.refresh_view()
+            await pilot.pause(0.3)
+            written.append(Path(app.save_screenshot(filename=f"{name}.svg", path=str(out))))
+            if name == "main-160x48":
+                await pilot.press("tab")
+                await pilot.press("enter")
+                await pilot.pause(1.2)
+                written.append(Path(app.save_screenshot(filename="detail-160x48.svg", path=str(out))))
+                await pilot.press("escape")
+                await pilot.press("question_mark")
+                await pilot.pause(0.3)
+                written.append(Path(app.save_screenshot(filename="help-160x48.svg", path=str(out))))
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--out", default=str(ROOT / "screenshots"))
+    parser.add_argument("--settle", type=float, default=6.0, help="seconds of live data before the shot")
+    args = parser.parse_args()
+    for path in asyncio.run(shoot(args.config, Path(args.out), args.settle)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The header line, the KPI bar and the split-brain banner."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widgets import Static
+
+from dashboard import format as fmt
+from dashboard.model import Kpi, Snapshot
+from widgets.style import STATE_STYLE
+
+
+class TopBar(Static):
+    """Environment, overall state, interval, RO badge, paused badge, clock (minutes)."""
+
+    def show(self, name: str, snap: Snapshot | None, interval: float, readonly: bool, paused: bool) -> None:
+        text = Text()
+        text.append(" scaledash ", style="bold reverse")
+        text.append(f" {fmt.word(name)} ")
+        if snap is not None:
+            overall = snap.overall
+            text.append(f" {overall.value} ", style=STATE_STYLE[overall])
+        text.append(f"  every {fmt.seconds(interval)}")
+        if paused:
+            text.append("  PAUSED", style="bold yellow")
+        if readonly:
+            text.append("  RO", style="bold cyan")
+        text.append(f"  {time.strftime('%H:%M')}")
+        if text.plain != getattr(self, "_last", None):
+            self._last = text.plain
+            self.update(text)
+
+
+def _kpi_value(k: Kpi) -> str:
+    if k.value is None:
+        return "n/a"
+    if k.name == "failover_seconds":
+        return fmt.seconds(k.value)
+    return fmt.pct(k.value)
+
+
+class KpiBar(Static):
+    """The seven targets: measured vs target, with a word (met/MISSED) and a colour."""
+
+    def show(self, kpis: tuple[Kpi, ...]) -> None:
+        text = Text()
+        for i, k in enumerate(kpis):
+            if i:
+                text.append("  ")
+            text.append(f"{k.label} ")
+            if k.met is None:
+                text.append("n/a", style="dim")
+                continue
+            text.append(_kpi_value(k), style="bold")
+            text.append(" ok" if k.met else " MISS", style="green" if k.met else "bold red")
+        if text.plain != getattr(self, "_last", None):
+            self._last = text.plain
+            self.update(text)
+
+
+class Banner(Static):
+    """Fleet alarms such as two writable primaries; hidden when there are none."""
+
+    def show(self, banners: tuple[str, ...]) -> None:
+        self.display = bool(banners)
+        joined = "  ".join(f"!! {b}" for b in banners)
+        if joined != getattr(self, "_last", None):
+            self._last = joined
+            self.update(Text(joined))

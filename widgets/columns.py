@@ -1,0 +1,155 @@
+"""One row renderer per component kind: its columns and how a Component fills them.
+
+A column is (key, header, width, cell function, wide_only). Cells are rich Text built
+from sanitised strings, never markup: remote names such as "[/bold]" show literally.
+Adding a kind means one list here and one line in COLUMNS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from rich.text import Text
+
+from dashboard import format as fmt
+from dashboard.model import Component, Kind, State
+from dashboard.redact import sanitize
+from widgets.sparkline import spark
+from widgets.style import state_text
+
+Cell = Callable[[Component, "RowContext"], Text | str]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    width: int
+    cell: Cell
+    wide_only: bool = False
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """Fleet-wide facts a row needs (share of reads), and the terminal's abilities."""
+
+    read_share: dict[str, float]
+    ascii_only: bool = False
+    interval: float = 1.0
+
+
+def name(c: Component, ctx: RowContext) -> str:
+    label = c.name + (f"/{c.detail}" if c.detail else "")
+    return sanitize(label, 28)
+
+
+def state(c: Component, ctx: RowContext) -> Text:
+    return state_text(c.state, c.age_s, ctx.interval)
+
+
+SOURCES = {"postgres": "pg", "redis": "redis", "scrape": "scrape", "prometheus": "prom", "http": "http"}
+
+
+def source(c: Component, ctx: RowContext) -> str:
+    return SOURCES.get(c.source, c.source)
+
+
+def m(key: str, formatter: Callable) -> Cell:
+    return lambda c, ctx: formatter(c.metrics.get(key))
+
+
+def history(key: str, width: int, lo: float | None = None, hi: float | None = None) -> Cell:
+    return lambda c, ctx: spark(c.history.get(key, ()), width, lo, hi, ctx.ascii_only)
+
+
+def lag(c: Component, ctx: RowContext) -> str:
+    if c.metrics.get("role") == "primary":
+        return "-"
+    return f"{fmt.size(c.metrics.get('lag_bytes'))} {fmt.seconds(c.metrics.get('lag_seconds'))}"
+
+
+def role(c: Component, ctx: RowContext) -> str:
+    return {"primary": "prim", "replica": "repl"}.get(c.metrics.get("role"), "-")
+
+
+def paused(c: Component, ctx: RowContext) -> Text:
+    value = c.metrics.get("replay_paused")
+    return Text("PAUSED", style="bold yellow") if value else Text("no" if value is False else "-")
+
+
+def read_share(c: Component, ctx: RowContext) -> str:
+    return fmt.pct(ctx.read_share.get(c.name))
+
+
+def breaker_state(c: Component, ctx: RowContext) -> Text:
+    word = c.metrics.get("state")
+    shown = {"half_open": "half-open"}.get(word, word) if isinstance(word, str) else "-"
+    style = {"closed": "green", "open": "bold red", "half_open": "yellow"}.get(word, "")
+    return Text(sanitize(shown, 10), style=style)
+
+
+def in_state(c: Component, ctx: RowContext) -> str:
+    return fmt.seconds(c.since_s)
+
+
+def edge_status(c: Component, ctx: RowContext) -> str:
+    if c.kind is Kind.CDN:
+        return fmt.word(c.metrics.get("cache_status"))
+    return fmt.number(c.metrics.get("status_code"))
+
+
+def edge_kind(c: Component, ctx: RowContext) -> str:
+    return c.kind.value
+
+
+REPLICA = [
+    Column("name", "Node", 11, name), Column("state", "State", 10, state), Column("role", "Role", 5, role),
+    Column("lag", "Lag", 13, lag), Column("spark", "Lag trend", 17, history("lag_bytes", 16, lo=0), True),
+    Column("paused", "Replay", 7, paused, True), Column("probe", "Probe", 8, m("latency_ms", fmt.ms), True),
+    Column("reads", "Reads", 7, read_share, True), Column("src", "Src", 6, source, True),
+]
+BREAKER = [
+    Column("name", "Breaker", 11, name), Column("state", "State", 10, state),
+    Column("bstate", "Circuit", 10, breaker_state), Column("fail", "Fail", 7, m("failure_rate", fmt.pct)),
+    Column("calls", "Calls", 8, m("calls_per_s", fmt.rate), True),
+    Column("rej", "Rejected", 9, m("rejected_per_s", fmt.rate), True),
+    Column("since", "For", 7, in_state, True), Column("src", "Src", 6, source, True),
+]
+CACHE = [
+    Column("name", "Cache", 13, name), Column("state", "State", 10, state),
+    Column("hit", "Hits", 7, m("hit_rate", fmt.pct)),
+    Column("spark", "Hit trend", 17, history("hit_rate", 16, lo=0, hi=1), True),
+    Column("ops", "Ops", 8, m("ops_per_s", fmt.rate)), Column("evict", "Evict", 7, m("evictions", fmt.number), True),
+    Column("mem", "Memory", 9, m("memory_bytes", fmt.size), True), Column("src", "Src", 6, source, True),
+]
+BATCHER = [
+    Column("name", "Batcher", 10, name), Column("state", "State", 10, state),
+    Column("in", "In", 8, m("messages_in_per_s", fmt.rate)), Column("out", "Out", 8, m("frames_out_per_s", fmt.rate)),
+    Column("cut", "Cut", 6, m("reduction", fmt.pct)),
+    Column("batch", "Batch", 6, m("avg_batch_size", fmt.number), True),
+    Column("p95", "p95", 8, m("flush_p95_ms", fmt.ms), True), Column("subs", "Subs", 5, m("subscribers", fmt.number), True),
+]
+EDGE = [
+    Column("name", "Endpoint", 11, name), Column("state", "State", 10, state), Column("kind", "Kind", 5, edge_kind, True),
+    Column("status", "HTTP", 5, edge_status), Column("latency", "Latency", 8, m("latency_ms", fmt.ms)),
+    Column("spark", "Latency trend", 17, history("latency_ms", 16, lo=0), True),
+    Column("err", "Err", 6, m("error_rate", fmt.pct)), Column("src", "Src", 6, source, True),
+]
+
+COLUMNS: dict[str, list[Column]] = {
+    "replica": REPLICA, "breaker": BREAKER, "cache": CACHE, "batcher": BATCHER, "edge": EDGE,
+}
+PANEL_KINDS: dict[str, tuple[Kind, ...]] = {
+    "replica": (Kind.REPLICA,), "breaker": (Kind.BREAKER,), "cache": (Kind.CACHE,),
+    "batcher": (Kind.BATCHER,), "edge": (Kind.EDGE, Kind.CDN),
+}
+TITLES = {"replica": "Replicas", "breaker": "Breakers", "cache": "Caches", "batcher": "Batchers",
+          "edge": "Edge & CDN"}
+
+
+def severity_order(c: Component) -> tuple:
+    return (-c.state.severity, c.name)
+
+
+__all__ = ["COLUMNS", "PANEL_KINDS", "TITLES", "Column", "RowContext", "severity_order", "State"]
