@@ -29,7 +29,7 @@ from widgets.event_log import EventLog
 from widgets.panel import ComponentPanel, ComponentSelected
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
-WIDE_WIDTH, THREE_COLUMNS_WIDTH = 120, 150
+WIDE_WIDTH, THREE_COLUMNS_WIDTH = 150, 240
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -52,8 +52,10 @@ class ScaledashApp(App):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self, config: Config, *, readonly: bool = False, engine: Engine | None = None) -> None:
+    def __init__(self, config: Config, *, readonly: bool = False, engine: Engine | None = None,
+                 autostart: bool = True) -> None:
         super().__init__()
+        self.autostart = autostart
         self.config = config
         self.readonly = readonly
         self.engine = engine or Engine(config)
@@ -79,7 +81,8 @@ class ScaledashApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.engine.start()
+        if self.autostart:
+            self.engine.start()
         self._restart_timer()
         for delay in (0.15, 0.5):        # first live data long before the first full tick
             self.set_timer(delay, self.refresh_view)
@@ -122,7 +125,8 @@ class ScaledashApp(App):
             return
         if self.screen is not self._main_screen():
             return
-        self.query_one(TopBar).show(self.config.name, snap, self.engine.interval, self.readonly, self.engine.paused)
+        self.query_one(TopBar).show(self.config.name, snap, self.engine.interval, self.readonly, self.engine.paused,
+                                    self.engine.wall())
         self.query_one(Banner).show(snap.banners)
         self.query_one(KpiBar).show(snap.kpis)
         if self.screen.has_class("too-small"):
@@ -133,7 +137,9 @@ class ScaledashApp(App):
             rows = [c for c in snap.components if c.kind in PANEL_KINDS[panel.panel] and self._matches(c)]
             panel.show(rows, ctx, wide, room=max(1, panel.size.height - 2))
         events = self.query_one("#events", EventLog)
-        events.show(snap.events, room=max(1, events.size.height))
+        needle = self.filter_text.lower()
+        shown = [e for e in snap.events if needle in e.message.lower()] if needle else snap.events
+        events.show(tuple(shown), room=max(1, events.size.height))
 
     def _main_screen(self) -> Screen:
         return self.screen_stack[0]
@@ -266,9 +272,10 @@ def read_shares(snap: Snapshot) -> dict[str, float]:
     return {node: value / total for node, value in reads.items()} if total > 0 else {}
 
 
-def build_app(config: Config, *, readonly: bool = False, engine: Engine | None = None) -> ScaledashApp:
+def build_app(config: Config, *, readonly: bool = False, engine: Engine | None = None,
+              autostart: bool = True) -> ScaledashApp:
     """The one app factory: the CLI, the tests and the screenshot script all use it."""
-    return ScaledashApp(config, readonly=readonly, engine=engine)
+    return ScaledashApp(config, readonly=readonly, engine=engine, autostart=autostart)
 
 
 def run_app(config: Config, readonly: bool = False) -> int:

@@ -83,13 +83,14 @@ class Engine:
     """Polls every target of a config; `snapshot()` gives the current picture."""
 
     def __init__(self, config: Config, probes: list[Probe] | None = None, *,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         from dashboard.probes import build_probes
 
         self.config = config
         self.interval = config.interval
         self.thresholds: Thresholds = config.thresholds
         self.clock = clock
+        self.wall = wall
         self.targets = [Target(p) for p in (probes if probes is not None else build_probes(config))]
         self._seed_tracks()
         self.events: collections.deque[Event] = collections.deque(maxlen=EVENTS_LEN)
@@ -307,7 +308,7 @@ class Engine:
         banners = ()
         if len(writable) > 1:
             banners = (f"{len(writable)} primaries - possible split-brain: {', '.join(writable)}",)
-        snap = Snapshot(generated_at=time.time(), components=tuple(components), sources=tuple(sources),
+        snap = Snapshot(generated_at=self.wall(), components=tuple(components), sources=tuple(sources),
                         kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners)
         return kpi.with_kpis(snap, self)
 
@@ -315,7 +316,7 @@ class Engine:
         state, reason = self._component_state(t, track, now)
         if state is not track.shown_state:
             if track.shown_state is not State.UNKNOWN or state is not State.UNKNOWN:
-                self.events.append(Event(time.time(), t.probe.target,
+                self.events.append(Event(self.wall(), t.probe.target,
                                          f"{track.kind.value} {track.name}: {track.shown_state.value} -> "
                                          f"{state.value}" + (f" ({reason})" if reason else ""), state))
             track.shown_state, track.since = state, now

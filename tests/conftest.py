@@ -251,3 +251,11 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+# ------------------------------------------------------------------ async tests
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+

@@ -15,7 +15,8 @@ from widgets.style import STATE_STYLE
 class TopBar(Static):
     """Environment, overall state, interval, RO badge, paused badge, clock (minutes)."""
 
-    def show(self, name: str, snap: Snapshot | None, interval: float, readonly: bool, paused: bool) -> None:
+    def show(self, name: str, snap: Snapshot | None, interval: float, readonly: bool, paused: bool,
+             now: float) -> None:
         text = Text()
         text.append(" scaledash ", style="bold reverse")
         text.append(f" {fmt.word(name)} ")
@@ -27,7 +28,7 @@ class TopBar(Static):
             text.append("  PAUSED", style="bold yellow")
         if readonly:
             text.append("  RO", style="bold cyan")
-        text.append(f"  {time.strftime('%H:%M')}")
+        text.append(f"  {time.strftime('%H:%M', time.localtime(now))}")
         if text.plain != getattr(self, "_last", None):
             self._last = text.plain
             self.update(text)

@@ -105,9 +105,9 @@ def edge_kind(c: Component, ctx: RowContext) -> str:
 
 REPLICA = [
     Column("name", "Node", 11, name), Column("state", "State", 10, state), Column("role", "Role", 5, role),
-    Column("lag", "Lag", 13, lag), Column("spark", "Lag trend", 17, history("lag_bytes", 16, lo=0), True),
-    Column("paused", "Replay", 7, paused, True), Column("probe", "Probe", 8, m("latency_ms", fmt.ms), True),
-    Column("reads", "Reads", 7, read_share, True), Column("src", "Src", 6, source, True),
+    Column("lag", "Lag", 13, lag), Column("spark", "Lag trend", 13, history("lag_bytes", 12, lo=0), True),
+    Column("paused", "Replay", 7, paused, True), Column("probe", "Probe", 7, m("latency_ms", fmt.ms), True),
+    Column("reads", "Reads", 6, read_share, True), Column("src", "Src", 5, source, True),
 ]
 BREAKER = [
     Column("name", "Breaker", 11, name), Column("state", "State", 10, state),
@@ -119,7 +119,7 @@ BREAKER = [
 CACHE = [
     Column("name", "Cache", 13, name), Column("state", "State", 10, state),
     Column("hit", "Hits", 7, m("hit_rate", fmt.pct)),
-    Column("spark", "Hit trend", 17, history("hit_rate", 16, lo=0, hi=1), True),
+    Column("spark", "Hit trend", 13, history("hit_rate", 12, lo=0, hi=1), True),
     Column("ops", "Ops", 8, m("ops_per_s", fmt.rate)), Column("evict", "Evict", 7, m("evictions", fmt.number), True),
     Column("mem", "Memory", 9, m("memory_bytes", fmt.size), True), Column("src", "Src", 6, source, True),
 ]
@@ -132,8 +132,8 @@ BATCHER = [
 ]
 EDGE = [
     Column("name", "Endpoint", 11, name), Column("state", "State", 10, state), Column("kind", "Kind", 5, edge_kind, True),
-    Column("status", "HTTP", 5, edge_status), Column("latency", "Latency", 8, m("latency_ms", fmt.ms)),
-    Column("spark", "Latency trend", 17, history("latency_ms", 16, lo=0), True),
+    Column("status", "HTTP", 5, edge_status), Column("latency", "Time", 8, m("latency_ms", fmt.ms)),
+    Column("spark", "Latency", 13, history("latency_ms", 12, lo=0), True),
     Column("err", "Err", 6, m("error_rate", fmt.pct)), Column("src", "Src", 6, source, True),
 ]
 
