@@ -117,6 +117,12 @@ class Engine:
     def start(self) -> None:
         """Start one polling loop per target (the TUI's mode)."""
         if not self._tasks:
+            # Spread the first round over a fraction of the interval: a fleet's
+            # connections should not all open in the same millisecond.
+            now, spread = self.clock(), min(self.interval, 0.5)
+            count = max(len(self.targets), 1)
+            for i, t in enumerate(self.targets):
+                t.next_due = now + spread * i / count
             self._tasks = [asyncio.create_task(self._loop(t), name=f"poll:{t.probe.target}")
                            for t in self.targets]
 
@@ -204,11 +210,14 @@ class Engine:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=1.0)
         self._tasks = []
-        for t in self.targets:
-            try:
-                await asyncio.wait_for(t.probe.close(), timeout=1.0)
-            except (Exception, asyncio.TimeoutError):
-                pass  # a probe that cannot close cleanly is dropped all the same
+        # All at once under one bound: one by one, N hung targets would cost N seconds.
+        closing = [asyncio.ensure_future(t.probe.close()) for t in self.targets]
+        if closing:
+            await asyncio.wait(closing, timeout=1.0)
+        for task in closing:
+            if not task.done():
+                task.cancel()
+            task.add_done_callback(_swallow)
 
     # ------------------------------------------------------------------ state
 

@@ -340,3 +340,18 @@ def test_nan_role_signal_leaves_the_role_unknown():
 ])
 def test_preset_finds_nothing_in_another_exporters_output(preset, fixture):
     assert read(preset, fixture) == []
+
+
+@pytest.mark.parametrize("fixture, preset", [
+    ("postgres_exporter.txt", "postgres_exporter"), ("postgres_exporter_replica.txt", "postgres_exporter"),
+    ("redis_exporter.txt", "redis_exporter"), ("resilience4j.txt", "resilience4j"), ("supabase.txt", "supabase"),
+])
+def test_prefiltering_a_body_keeps_every_reading_the_preset_finds(fixture, preset):
+    from dashboard.presets import get
+    from dashboard.presets.exposition import family_prefixes, parse_text, prefilter
+
+    module = get(preset)
+    text = (FIXTURES / fixture).read_text()
+    filtered = prefilter(text, family_prefixes(module.METRICS))
+    assert len(filtered) < len(text)
+    assert module.interpret(parse_text(filtered), "src") == module.interpret(parse_text(text), "src")

@@ -18,6 +18,30 @@ class ExpositionError(ValueError):
     """The body is not valid Prometheus text exposition."""
 
 
+def prefilter(text: str, families: tuple[str, ...]) -> str:
+    """Only the lines of the metric families a preset reads.
+
+    Parsing is ~12 µs a line and most of a real /metrics body is families no preset
+    reads (process_*, python_gc_*, *_created), so dropping them first is the cheap win.
+    """
+    keep = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            name = parts[2] if len(parts) > 2 else ""
+        else:
+            name = line.split("{", 1)[0].split(None, 1)[0] if line.strip() else ""
+        if name and name.startswith(families) and not name.endswith("_created"):
+            keep.append(line)
+    return "\n".join(keep) + "\n"
+
+
+def family_prefixes(metrics) -> tuple[str, ...]:
+    """The name stems of a preset's metrics: counters lose `_total`, so `_count`,
+    `_bucket` and both counter spellings match."""
+    return tuple(sorted({m.name.removesuffix("_total") for m in metrics}))
+
+
 def parse_text(text: str, max_series: int = MAX_SERIES) -> list[Series]:
     out: list[Series] = []
     try:

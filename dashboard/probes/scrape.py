@@ -7,7 +7,7 @@ import httpx
 from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading
 from dashboard.presets import get as get_preset
-from dashboard.presets.exposition import ExpositionError, parse_text
+from dashboard.presets.exposition import ExpositionError, family_prefixes, parse_text, prefilter
 from dashboard.probes.base import ProbeError
 from dashboard.probes.http import make_client, read_capped, transport_failure
 from dashboard.redact import sanitize
@@ -21,6 +21,7 @@ class ScrapeProbe:
         self.deadline = deadline
         self._config = target
         self._preset = get_preset(target.preset)
+        self._families = family_prefixes(self._preset.METRICS)
         auth = (target.username or "", target.password.reveal()) if target.password else None
         self._client = make_client(deadline, target.insecure, auth)
 
@@ -38,7 +39,7 @@ class ScrapeProbe:
         if text.lstrip().startswith("<"):
             raise ProbeError(Failure.ERROR, f"not Prometheus text (HTML?): {sanitize(text.strip(), 40)}")
         try:
-            series = parse_text(text)
+            series = parse_text(prefilter(text, self._families))
         except ExpositionError as exc:
             raise ProbeError(Failure.ERROR, str(exc)) from None
         readings = self._preset.interpret(series, self.target)
