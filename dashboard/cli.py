@@ -67,7 +67,7 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
     explicit = getattr(args, "sub_config", None) or args.config
     cfg = config_mod.load(explicit, _overrides(args))
     for warning in cfg.warnings:
-        print(safe_message(f"config warning: {cfg.path}: {warning}", 300), file=sys.stderr)
+        print(config_mod.report_line("config warning", cfg.path, warning), file=sys.stderr)
     return cfg
 
 
@@ -111,7 +111,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
-        output.render_table(snap, Console(highlight=False))
+        console = Console(highlight=False)
+        if not console.is_terminal:     # piped to a file or a monitoring system: room to read
+            console = Console(highlight=False, width=max(console.width, 132))
+        output.render_table(snap, console)
     return output.exit_code(snap)
 
 

@@ -16,11 +16,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dashboard import redact
 
-MAX_CONFIG_BYTES = 1024 * 1024
+# Real configs are a few KB; tomllib needs ~2.5 s for a crafted 1 MB file of table headers
+# and RELIABILITY.md asks for < 1 s, which 256 KiB keeps (~0.6 s).
+MAX_CONFIG_BYTES = 256 * 1024
 PRESETS = ("scaledash", "resilience4j", "postgres_exporter", "redis_exporter", "supabase")
 
 
@@ -33,7 +35,18 @@ class ConfigError(Exception):
         super().__init__(f"{path}: " + "; ".join(problems))
 
     def lines(self) -> list[str]:
-        return [redact.safe_message(f"config error: {self.path}: {p}", 300) for p in self.problems]
+        return [report_line("config error", self.path, p) for p in self.problems]
+
+
+def report_line(kind: str, path: str, problem: str) -> str:
+    """`<kind>: <path>: <key path>: <message>`, with the key path and message redacted apart.
+
+    Redacted as one line, `replica[0].password: environment variable ...` reads as a
+    `password: <value>` pair and loses the first word of its message.
+    """
+    key_path, sep, message = problem.partition(": ")
+    text = f"{kind}: {redact.redact(path)}: {redact.redact(key_path)}{sep}{redact.redact(message)}"
+    return redact.sanitize(text, 1000)
 
 
 class Secret:
@@ -179,21 +192,21 @@ class _Checker:
             return {}
         for key in value:
             if key not in allowed:
-                self.fail(f"{path}.{key}", "unknown key", value[key], show_value=False)
+                self.fail(_key_path(path, key), "unknown key", value[key], show_value=False)
         return value
 
     def get(self, table: dict, path: str, key: str, kind: type | tuple, default: Any = None,
             required: bool = False) -> Any:
         if key not in table:
             if required:
-                self.fail(f"{path}.{key}", "missing required key", show_value=False)
+                self.fail(_key_path(path, key), "missing required key", show_value=False)
             return default
         value = table[key]
         if isinstance(value, bool) and kind is not bool and bool not in _tuple(kind):
-            self.fail(f"{path}.{key}", f"expected {_type_name(kind)}", value)
+            self.fail(_key_path(path, key), f"expected {_type_name(kind)}", value)
             return default
         if not isinstance(value, kind):
-            self.fail(f"{path}.{key}", f"expected {_type_name(kind)}", value)
+            self.fail(_key_path(path, key), f"expected {_type_name(kind)}", value)
             return default
         return value
 
@@ -241,11 +254,15 @@ class _Checker:
                           show_value=False)
                 return None
             text = file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not UTF-8
             self.fail(path, f"cannot read secret file {file}: {getattr(exc, 'strerror', None) or exc}",
                       show_value=False)
             return None
         return Secret(text, ref)
+
+
+def _key_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _tuple(kind: type | tuple) -> tuple:
@@ -273,7 +290,11 @@ def _check_url(c: _Checker, path: str, value: Any, schemes: tuple[str, ...]) -> 
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        c.fail(path, f"bad URL: {exc}", value)
+        # urlsplit quotes the text after the last ':', part of a password that holds an
+        # unencoded '/', '?' or '#', so its message is not shown as is.
+        reason = "port out of range 0-65535" if "range" in str(exc) else \
+            "cannot parse host and port (percent-encode '/', '?', '#' or '@' in a password)"
+        c.fail(path, f"bad URL: {reason}", value)
         return None
     if parts.scheme not in schemes or not parts.hostname:
         c.fail(path, f"bad URL: expected {' or '.join(s + '://host' for s in schemes)}", value)
@@ -287,7 +308,7 @@ def _split_password(c: _Checker, path: str, url: str) -> tuple[str, Secret | Non
     if parts.password is None:
         return url, None
     c.warnings.append(f"{path}: inline password in the URL; prefer a password = \"env:NAME\" reference")
-    secret = Secret(parts.password, "inline")
+    secret = Secret(unquote(parts.password), "inline")
     user = parts.username or ""
     host = parts.netloc.rsplit("@", 1)[1]
     return parts._replace(netloc=f"{user}@{host}").geturl(), secret
@@ -420,7 +441,7 @@ def _sections(c: _Checker, doc: dict) -> dict[str, list]:
         for i, entry in enumerate(entries):
             path = f"{section}[{i}]"
             table = c.table(path, entry, _SECTION_KEYS[section])
-            if not table:
+            if not isinstance(entry, dict):
                 continue
             name = c.get(table, path, "name", str, required=True)
             if isinstance(name, str):
@@ -447,7 +468,7 @@ def _thresholds(c: _Checker, doc: dict) -> Thresholds:
     for key, value in (("cache_hit_rate", hit), ("error_rate", err)):
         if not 0 <= value <= 1:
             c.fail(f"thresholds.{key}", "must be a fraction between 0 and 1", value)
-    if lag_bytes < 0 or lag_seconds < 0:
+    if lag_bytes < 0 or not lag_seconds >= 0:  # `not >=` also refuses NaN
         c.fail("thresholds", "lag thresholds must not be negative", show_value=False)
     return Thresholds(lag_bytes, float(lag_seconds), float(hit), float(err))
 
@@ -491,6 +512,19 @@ def find_config(explicit: str | None) -> Path:
     return base / "scaledash" / "scaledash.toml"
 
 
+# tomllib's time and memory grow with the square of a dotted key's parts (`a.a.a...`):
+# 20,000 parts take 12 s and a 1 MB file never finishes. Our keys have at most 3 parts.
+_MAX_KEY_PARTS = 64
+_DOTTED_KEY = re.compile(r"""(?<![A-Za-z0-9_\\-])(?:(?:[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+')"""
+                         r"[ \t]*+\.[ \t]*+)++")
+
+
+def _has_deep_dotted_key(text: str) -> bool:
+    """True if a run of dotted key parts is long enough to stall tomllib (linear scan)."""
+    return any(m.end() - m.start() >= 2 * _MAX_KEY_PARTS and m.group().count(".") >= _MAX_KEY_PARTS
+               for m in _DOTTED_KEY.finditer(text))
+
+
 def read_document(path: Path) -> dict:
     """Read and parse a TOML file; every failure becomes a ConfigError with one reason."""
     shown = str(path)
@@ -500,7 +534,10 @@ def read_document(path: Path) -> dict:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(shown, [f"file too large ({size} bytes; the limit is {MAX_CONFIG_BYTES})"])
-        raw = path.read_bytes()
+        with path.open("rb") as handle:  # bounded: /dev/zero or a pipe has no st_size
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(shown, [f"file too large (more than {MAX_CONFIG_BYTES} bytes)"])
     except FileNotFoundError:
         raise ConfigError(shown, ["no such file (give --config FILE or set SCALEDASH_CONFIG)"]) from None
     except PermissionError:
@@ -511,6 +548,8 @@ def read_document(path: Path) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(shown, [f"not UTF-8 text (byte {exc.start})"]) from None
+    if _has_deep_dotted_key(text):
+        raise ConfigError(shown, [f"TOML nesting too deep (a dotted key of {_MAX_KEY_PARTS} or more parts)"])
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

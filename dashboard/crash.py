@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from dashboard.redact import redact
+from dashboard.redact import redact, safe_message
 
 
 def crash_dir() -> Path:
@@ -45,5 +45,5 @@ def report(exc: BaseException, stream=None) -> None:
     stream = stream or sys.stderr
     path = write_report(exc)
     where = f"; details in {path}" if path else ""
-    message = redact(f"{type(exc).__name__}: {exc}")[:200].replace("\n", " ")
+    message = safe_message(f"{type(exc).__name__}: {exc}", 200)  # remote text may hold escapes
     print(f"scaledash: unexpected error ({message}){where}. Please report it.", file=stream)

@@ -180,6 +180,8 @@ class Engine:
             return
         task = asyncio.ensure_future(t.probe.collect())
         t.in_flight = task
+        # close() may abandon a call mid-wait: its error must not be logged as a traceback.
+        task.add_done_callback(_swallow)
         done, _ = await asyncio.wait({task}, timeout=t.probe.deadline)
         if not done:
             task.cancel()
@@ -312,8 +314,9 @@ class Engine:
                 comp = self._component(t, track, now)
                 (service if track.kind is Kind.SERVICE else components).append(comp)
             sources.append(self._source_status(t, now))
-        writable = [c.name for c in components if c.kind is Kind.REPLICA and c.metrics.get("writable")
-                    and c.state not in (State.DOWN, State.STALE)]
+        # Only direct probes name distinct nodes; an exporter's row describes one of them.
+        writable = [c.name for c in components if c.kind is Kind.REPLICA and c.source == "postgres"
+                    and c.metrics.get("writable") and c.state not in (State.DOWN, State.STALE, State.ERROR)]
         banners = ()
         if len(writable) > 1:
             banners = (f"{len(writable)} primaries - possible split-brain: {', '.join(writable)}",)

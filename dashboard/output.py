@@ -88,9 +88,12 @@ def render_table(snap: Snapshot, console) -> None:
 
     from dashboard.kinds import KINDS
 
-    table = Table(title=f"scaledash check: {snap.overall.value}", title_justify="left", expand=False)
+    from rich import box
+
+    table = Table(title=f"scaledash check: {snap.overall.value}", title_justify="left", expand=False,
+                  box=box.SIMPLE_HEAD)
     for column in ("kind", "name", "state", "figures", "age", "reason"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("kind", "state", "age"))
     for c in snap.components:
         name = c.name + (f"/{c.detail}" if c.detail else "")
         age = "-" if c.age_s is None else f"{c.age_s:.1f}s"
@@ -104,7 +107,7 @@ def render_table(snap: Snapshot, console) -> None:
                                f"{': ' + s.reason if s.reason else ''}", style=STYLE[s.state]))
     for banner in snap.banners:
         console.print(Text(f"!! {banner}", style="bold red"))
-    kpis = Table(title="targets", title_justify="left")
+    kpis = Table(title="targets", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("kpi", "measured", "target", "met", "detail"):
         kpis.add_column(column)
     for k in snap.kpis:

@@ -21,11 +21,13 @@ _known_lock = threading.Lock()
 _MIN_SECRET_LEN = 4
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # scheme://user:password@host  ->  scheme://user:***@host
-    (re.compile(r"(?P<pre>[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)"), r"\g<pre>" + MASK),
-    # password=..., passwd: ..., pwd=... (libpq keyword DSNs, error texts)
-    (re.compile(r"(?i)(?P<pre>\b(?:password|passwd|pwd|secret|token|api[_-]?key|apikey)\b\s*[=:]\s*)(?P<q>['\"]?)[^\s'\"&;,]+(?P=q)"),
-     r"\g<pre>\g<q>" + MASK + r"\g<q>"),
+    # scheme://user:password@host  ->  scheme://user:***@host (an unencoded '/' included)
+    (re.compile(r"(?P<pre>[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s@]+(?=@)"), r"\g<pre>" + MASK),
+    # password=..., passwd: ..., pwd='a b', {'password': ...} (libpq keyword DSNs, reprs, JSON);
+    # an "env:NAME" or "file:/path" reference is not a secret and stays readable
+    (re.compile(r"(?i)(?P<pre>\b(?:password|passwd|pwd|secret|token|api[_-]?key|apikey)\b['\"]?\s*[=:]\s*)"
+                r"(?!['\"]?(?:env|file):)(?:'[^'\n]*'|\"[^\"\n]*\"|['\"]?[^\s'\"&;,]+)"),
+     r"\g<pre>" + MASK),
     # ?token=...&key=... in URLs
     (re.compile(r"(?i)(?P<pre>[?&](?:token|access_token|apikey|api_key|key|sig|signature|password)=)[^&\s#]+"),
      r"\g<pre>" + MASK),
@@ -73,12 +75,13 @@ def sanitize(text: object, limit: int = 200) -> str:
     U+FFFD; newlines and tabs become spaces so one message stays one line.
     """
     out = text if isinstance(text, str) else str(text)
-    if len(out) > limit * 4:
+    cut = len(out) > limit * 4
+    if cut:
         out = out[: limit * 4]
     out = _ANSI.sub("", out)
     out = out.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
     out = _UNSAFE.sub("\ufffd", out)
-    if len(out) > limit:
+    if len(out) > limit or cut:  # cut: escapes removed may have left it short, but it was cut
         out = out[: max(limit - 1, 0)] + "…"
     return out
 

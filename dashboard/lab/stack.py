@@ -198,7 +198,8 @@ class Lab:
         service = self._python("service", "dashboard.lab.service", service_port, {
             "port": service_port,
             "primary_dsn": f"postgresql://app@127.0.0.1:{cluster.primary.port}/app",
-            "replicas": {p.name: f"postgresql://app@127.0.0.1:{p.port}/app" for p in cluster.replicas},
+            "replicas": {name: f"postgresql://app@127.0.0.1:{p.port}/app"
+                         for name, p in zip(REPLICAS, cluster.replicas)},
             "pg_password": pg_password, "redis_url": redis.url(), "redis_password": redis_password,
             "upstream_url": f"http://127.0.0.1:{upstream_port}", "admin_token": admin_token,
             "max_replica_lag_bytes": 1048576, "batch_window_ms": 100,
@@ -216,7 +217,7 @@ class Lab:
 
         self.config_path.write_text(config_writer.render(
             lab_dir=self.dir, primary_port=cluster.primary.port,
-            replica_ports={p.name: p.port for p in cluster.replicas}, redis_url=redis.url(),
+            replica_ports={name: p.port for name, p in zip(REPLICAS, cluster.replicas)}, redis_url=redis.url(),
             service_port=service_port, traffic_port=traffic_port, prometheus_url=prometheus_url,
             exporter_jobs=tuple(exporters)))
         log(f"config: {self.config_path}")
