@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from dashboard import config as config_mod
@@ -55,11 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    """Precedence: defaults < file < environment (SCALEDASH_INTERVAL/_TIMEOUT) < flags."""
     out = {}
-    if args.interval:
-        out["interval"] = args.interval
-    if args.timeout:
-        out["timeout"] = args.timeout
+    for key in ("interval", "timeout"):
+        from_env = os.environ.get(f"SCALEDASH_{key.upper()}")
+        if from_env:
+            out[key] = from_env
+        if getattr(args, key):
+            out[key] = getattr(args, key)
     return out
 
 

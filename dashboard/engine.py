@@ -286,6 +286,9 @@ class Engine:
             return State.UNKNOWN, (f"first probe failed: {t.last_error}" if t.last_error else "no probe finished yet")
         if sample is not None and sample.ok and track.read_at < sample.finished:
             return State.STALE, "no longer reported by the source"
+        if sample is not None and sample.failure is Failure.DOWN:
+            # One failure is not DOWN yet (hysteresis), but the figures are no longer fresh.
+            return State.STALE, f"last probe failed: {t.last_error} (DOWN if the next one fails)"
         age = now - track.read_at
         if age > 2 * self.interval:
             why = f"no fresh data for {age:.1f}s"

@@ -558,3 +558,12 @@ def test_timeout_flag_overrides_the_file_and_is_still_checked_against_the_interv
     result = run_cli("--timeout", "3s", "config", "check", "--config", str(path))
     assert result.code == EXIT_UNKNOWN
     assert f"config error: {path}: timeout: the per-probe deadline must be <= interval" in result.err
+
+
+def test_environment_overrides_the_file_and_flags_override_the_environment(write_config):
+    path = write_config('interval = "1s"\n')
+    from_env = run_cli("config", "check", "--config", str(path), env={"SCALEDASH_INTERVAL": "3s"})
+    assert "interval 3s" in from_env.out, from_env.text
+    from_flag = run_cli("--interval", "2s", "config", "check", "--config", str(path),
+                        env={"SCALEDASH_INTERVAL": "3s"})
+    assert "interval 2s" in from_flag.out, from_flag.text

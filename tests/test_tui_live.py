@@ -1,0 +1,67 @@
+"""The dashboard on the real lab: live figures within 2 s, and a replica that dies
+mid-session turns STALE, then DOWN, while the app keeps running."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dashboard.app import build_app
+from dashboard.config import load
+from dashboard.lab.stack import Lab
+from dashboard.model import Kind, State
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def live_lab(tmp_path):
+    lab = Lab(tmp_path / "lab")
+    lab.up(log=lambda line: None)
+    yield lab
+    lab.down()
+
+
+def _replica(app, name: str):
+    return next(c for c in app.snapshot.components
+                if c.kind is Kind.REPLICA and c.name == name and c.source == "postgres")
+
+
+async def _until(pilot, predicate, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        await pilot.pause(0.05)
+    raise AssertionError(f"not within {timeout}s")
+
+
+@pytest.mark.slow
+async def test_dashboard_on_the_lab_is_live_and_survives_a_dying_replica(live_lab):
+    app = build_app(load(str(live_lab.config_path)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        first_data = await _until(pilot, lambda: app.snapshot is not None and all(
+            _replica(app, n).state is State.OK for n in ("primary", "replica-1", "replica-2")), timeout=2.0)
+        print(f"first live data after {first_data:.2f}s")
+        await _until(pilot, lambda: any(c.kind is Kind.BATCHER and c.metrics.get("messages_in_per_s")
+                                        for c in app.snapshot.components), timeout=5.0)
+
+        victim = next(e for e in live_lab.entries() if e.name == "postgres-replica-2")
+        victim.process().kill()
+        killed = time.monotonic()
+        seen: list[State] = []
+
+        def down() -> bool:
+            state = _replica(app, "replica-2").state
+            if not seen or seen[-1] is not state:
+                seen.append(state)
+            return state is State.DOWN
+
+        await _until(pilot, down, timeout=8.0)
+        print(f"states after the kill: {[s.value for s in seen]} in {time.monotonic() - killed:.2f}s")
+        assert State.DOWN in seen
+        assert _replica(app, "replica-1").state is State.OK     # the others keep updating
+        assert app.is_running
+        screen = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        assert "replica-2" in screen and "DOWN" in screen
