@@ -198,18 +198,14 @@ class Blackhole:
                 continue
 
     def open_connections(self) -> int:
-        """Connections the client has not closed yet."""
-        alive = 0
-        for conn in self.accepted:
-            try:
-                conn.setblocking(False)
-                data = conn.recv(65536, socket.MSG_PEEK)
-                alive += 1 if data else 0
-            except BlockingIOError:
-                alive += 1
-            except OSError:
-                pass
-        return alive
+        """ESTABLISHED connections to the hole, from the kernel's table (a peek cannot
+        tell a closed connection with unread data from an open one)."""
+        count = 0
+        for line in open("/proc/net/tcp").read().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == self.port and fields[3] == "01":
+                count += 1
+        return count
 
     def close(self) -> None:
         self._stop = True

@@ -6,12 +6,18 @@ looks at the engine the way the TUI does, a snapshot every few milliseconds, and
 records what a user would have seen: states and reasons over time, every probe's
 duration, probe tasks still running, and the sockets this process holds per target.
 Case 12 is engine logic and uses scripted in-memory probes.
+
+The machine is shared with other jobs. Bounds on wall time therefore allow for the time
+the event loop's thread spent runnable but waiting for a CPU (`cpu_wait_s`, from the
+kernel's schedstat): time the engine could not have used. A stall of our own making
+(a blocking call on the loop, the GIL) does not count, so the bounds still catch it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import signal
 import socket
@@ -25,7 +31,7 @@ from conftest import CANARY
 from dashboard.config import Config, validate
 from dashboard.engine import BACKOFF_CAP_S, Engine
 from dashboard.lab.servers import PostgresCluster, RedisServer, free_port, redis_command
-from dashboard.model import Kind, Reading, Sample, Snapshot, State
+from dashboard.model import Failure, Kind, Reading, Sample, Snapshot, State
 
 P, D = 0.5, 0.4                       # poll interval and per-probe deadline of these tests
 SLACK = 1.5                           # the machine is shared: generous bounds on wall time
@@ -39,8 +45,17 @@ def make_config(interval: float = P, timeout: float = D, **sections) -> Config:
     return validate({"interval": interval, "timeout": timeout, **sections})
 
 
-def own_sockets_to(port: int) -> int:
-    """TCP sockets this process holds (any state) whose remote end is 127.0.0.1:port."""
+def cpu_wait_s() -> float:
+    """Seconds the calling thread has spent runnable but waiting for a CPU."""
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def own_socket_states(port: int) -> list[str]:
+    """TCP sockets this process holds (any state) to 127.0.0.1:port, as "<state>@<local port>"."""
     inodes = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -49,7 +64,7 @@ def own_sockets_to(port: int) -> int:
             continue
         if link.startswith("socket:["):
             inodes.add(link[8:-1])
-    count = 0
+    states = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as fh:
@@ -59,8 +74,8 @@ def own_sockets_to(port: int) -> int:
         for row in rows:
             fields = row.split()
             if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
-                count += 1
-    return count
+                states.append(f"{fields[3]}@{int(fields[1].rsplit(':', 1)[1], 16)}")
+    return states
 
 
 def hole_established(hole) -> int:
@@ -106,7 +121,9 @@ class Watch:
         names = [t.probe.target for t in engine.targets]
         self.samples: dict[str, list[Sample]] = {n: [] for n in names}
         self.timeline: list[tuple[float, Snapshot]] = []
+        self.cpu_waits: list[tuple[float, float]] = []     # (monotonic, cpu_wait_s) per tick
         self.max_sockets = {n: 0 for n in self.ports}
+        self.worst_sockets: dict[str, list[str]] = {n: [] for n in self.ports}
         self.max_hole_open = {n: 0 for n in self.holes}
         self.max_running = {n: 0 for n in names}
         self.max_tasks = 0
@@ -127,13 +144,32 @@ class Watch:
             tasks.difference_update([task for task in tasks if task.done()])
             self.max_running[name] = max(self.max_running[name], len(tasks))
         for name, port in self.ports.items():
-            self.max_sockets[name] = max(self.max_sockets[name], own_sockets_to(port))
+            states = own_socket_states(port)
+            if len(states) > self.max_sockets[name]:
+                self.max_sockets[name], self.worst_sockets[name] = len(states), states
         for name, hole in self.holes.items():
             self.max_hole_open[name] = max(self.max_hole_open[name], hole_established(hole))
         self.max_tasks = max(self.max_tasks, len(asyncio.all_tasks()))
         snap = self.engine.snapshot()
-        self.timeline.append((time.monotonic(), snap))
+        now = time.monotonic()
+        self.timeline.append((now, snap))
+        self.cpu_waits.append((now, cpu_wait_s()))
         return snap
+
+    def starved(self, start: float, end: float) -> float:
+        """CPU wait of the loop's thread between two instants (rounded outwards to ticks)."""
+        before = [w for at, w in self.cpu_waits if at <= start]
+        after = [w for at, w in self.cpu_waits if at >= end]
+        low = before[-1] if before else (self.cpu_waits[0][1] if self.cpu_waits else 0.0)
+        high = after[0] if after else cpu_wait_s()
+        return max(0.0, high - low)
+
+    def overruns(self, target: str, bound: float, after: float = 0.0,
+                 before: float = float("inf")) -> tuple[list[tuple[float, float]], list]:
+        """(duration, CPU wait) of each probe in the window, and those over `bound` + CPU wait."""
+        figures = [(s.finished - s.started, self.starved(s.started, s.finished))
+                   for s in self.samples[target] if after <= s.started <= before]
+        return figures, [(round(d, 3), round(w, 3)) for d, w in figures if d > bound + w]
 
     async def _run(self) -> None:
         while True:
@@ -171,11 +207,6 @@ class Watch:
     def states_of(self, target: str, after: float = 0.0) -> list[State]:
         return [component(s, target).state for at, s in self.timeline if at >= after]
 
-    def durations(self, target: str, after: float = 0.0, before: float = float("inf"),
-                  failed_only: bool = False) -> list[float]:
-        return [s.finished - s.started for s in self.samples[target]
-                if after <= s.started <= before and (s.ok is False or not failed_only)]
-
     def assert_no_canary(self) -> None:
         snaps = [snap for _, snap in self.timeline] + [self.engine.snapshot()]
         for snap in snaps:
@@ -186,16 +217,34 @@ class Watch:
                 assert CANARY not in (s.error or "") + (s.warning or "")
 
 
+def is_asyncpg_cancel_noise(context: dict) -> bool:
+    """asyncpg's TLSUpgradeProto sets an exception nobody awaits when a connect is cancelled
+    at the wrong instant (MagicStack/asyncpg#1211, #1310): logged, harmless, not ours."""
+    exc = context.get("exception")
+    return (context.get("message") == "Future exception was never retrieved"
+            and type(exc) is ConnectionError and str(exc) == "unexpected connection_lost() call")
+
+
 def run_scenario(scenario, timeout: float = 90.0) -> None:
     """Run an async scenario on a fresh loop; fail on any error asyncio had to log."""
     loop_errors: list[dict] = []
 
     async def main():
         asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: loop_errors.append(ctx))
-        await asyncio.wait_for(scenario(), timeout)
+        try:
+            await asyncio.wait_for(scenario(), timeout)
+        finally:
+            gc.collect()            # an unretrieved future's exception is reported when collected
+            await asyncio.sleep(0)
 
     asyncio.run(main())
-    assert not loop_errors, f"asyncio logged errors: {[c.get('message') for c in loop_errors]}"
+    noise = [c for c in loop_errors if is_asyncpg_cancel_noise(c)]
+    if noise:
+        print(f"\nnote: asyncio logged asyncpg's unretrieved connection_lost() future {len(noise)} time(s)")
+    errors = [c for c in loop_errors if not is_asyncpg_cancel_noise(c)]
+    shown = [(c.get("message"), repr(c.get("exception")).replace(CANARY, "***")) for c in errors]
+    if shown:
+        pytest.fail(f"asyncio logged errors (these reach stderr as tracebacks): {shown}", pytrace=False)
 
 
 def assert_loops_alive(engine: Engine) -> None:
@@ -277,22 +326,22 @@ def test_killed_replica_goes_stale_then_down_with_refused_and_backs_off(tmp_path
             watch = Watch(engine, ports={"r1": replica.port}).start()
             engine.start()
             try:
-                await watch.until(lambda s: component(s, "r1").state is State.OK, 10, "r1 OK")
-                await asyncio.sleep(P * 0.6)          # land somewhere inside a poll interval
+                await watch.until(lambda s: component(s, "r1").state is State.OK, 20, "r1 OK")
+                await asyncio.sleep(P * 0.6)           # land somewhere inside a poll interval
                 killed_at = time.monotonic()
-                await asyncio.to_thread(replica.kill)  # SIGKILL by PID
+                await asyncio.to_thread(replica.kill)   # SIGKILL by PID
                 r1 = engine.targets[1]
-                down_at = await watch.until(lambda s: component(s, "r1").state is State.DOWN,
-                                            2 * P + D + SLACK + 2, "r1 DOWN")
+                down_at = await watch.until(lambda s: component(s, "r1").state is State.DOWN, 20, "r1 DOWN")
                 stale_at = watch.first_time(killed_at, lambda s: component(s, "r1").state
                                             in (State.STALE, State.DOWN))
                 seen = set(watch.states_of("r1", killed_at))
                 down = component(watch.timeline[-1][1], "r1")
+                waited = watch.starved(killed_at, down_at)
                 print(f"\ncase 1: STALE-or-DOWN {stale_at - killed_at:.2f}s, DOWN {down_at - killed_at:.2f}s "
-                      f"after SIGKILL (2P={2 * P}, 2P+D={2 * P + D}); states seen {sorted(map(str, seen))}; "
-                      f"reason {down.reason!r}")
-                assert stale_at - killed_at <= 2 * P + SLACK - 0.5
-                assert down_at - killed_at <= 2 * P + D + SLACK
+                      f"after SIGKILL (2P={2 * P}, 2P+D={2 * P + D}, CPU wait {waited:.2f}s); "
+                      f"states seen {sorted(map(str, seen))}; reason {down.reason!r}")
+                assert stale_at - killed_at <= 2 * P + 1.0 + waited
+                assert down_at - killed_at <= 2 * P + D + SLACK + waited
                 assert seen <= {State.OK, State.STALE, State.DOWN}, "a dead replica is not an ERROR of its data"
                 assert "connection refused" in down.reason
 
@@ -307,9 +356,10 @@ def test_killed_replica_goes_stale_then_down_with_refused_and_backs_off(tmp_path
                 assert 1 <= attempts <= 4
                 assert all(n is not None for n in next_in)
                 assert max(next_in) > 1.5 * P, "the backed-off next probe time is visible"
-                assert component(engine.snapshot(), "r1").state is State.DOWN
-                assert component(engine.snapshot(), "primary").state is State.OK, "the primary keeps updating"
-                assert component(engine.snapshot(), "primary").age_s <= 2 * P
+                snap = engine.snapshot()
+                assert component(snap, "r1").state is State.DOWN
+                assert component(snap, "primary").state is State.OK, "the primary keeps updating"
+                assert component(snap, "primary").age_s <= 2 * P + watch.starved(window_start, time.monotonic())
                 assert watch.max_sockets["r1"] <= 2
                 assert_loops_alive(engine)
                 watch.assert_no_canary()
@@ -334,16 +384,18 @@ def test_redis_restarted_on_the_same_port_is_ok_on_the_first_good_probe(tmp_path
         watch = Watch(engine, ports={"c": port}).start()
         engine.start()
         try:
-            await watch.until(lambda s: component(s, "c").state is State.OK, 10, "cache OK")
+            await watch.until(lambda s: component(s, "c").state is State.OK, 20, "cache OK")
+            stopped_at = time.monotonic()
             await asyncio.to_thread(server.stop)
-            await watch.until(lambda s: component(s, "c").state is State.DOWN, 2 * P + D + SLACK, "cache DOWN")
-            await watch.until(lambda s: "connection refused" in (component(s, "c").reason or ""), 5,
+            down_at = await watch.until(lambda s: component(s, "c").state is State.DOWN, 20, "cache DOWN")
+            assert down_at - stopped_at <= 2 * P + D + SLACK + watch.starved(stopped_at, down_at)
+            await watch.until(lambda s: "connection refused" in (component(s, "c").reason or ""), 10,
                               "refused as the reason")
             down_samples = len(watch.samples["c"])
             server = await asyncio.to_thread(
                 RedisServer(tmp_path / "redis", password=CANARY, port=port).start)
             restarted_at = time.monotonic()
-            await watch.until(lambda s: any(x.ok for x in watch.samples["c"][down_samples:]), 10,
+            await watch.until(lambda s: any(x.ok for x in watch.samples["c"][down_samples:]), 20,
                               "a good probe after the restart")
             first_good = next(x for x in watch.samples["c"][down_samples:] if x.ok)
             failed_between = [x for x in watch.samples["c"][down_samples:] if not x.ok]
@@ -352,7 +404,7 @@ def test_redis_restarted_on_the_same_port_is_ok_on_the_first_good_probe(tmp_path
             # The first snapshot showing the first good probe already says OK.
             seen = watch.snapshot_showing(first_good)
             assert component(seen, "c").state is State.OK, component(seen, "c")
-            assert component(seen, "c").reason is None
+            assert "refused" not in (component(seen, "c").reason or "")
             assert source(seen, "c").state is State.OK and source(seen, "c").consecutive_failures == 0
             assert_loops_alive(engine)
             watch.assert_no_canary()
@@ -383,40 +435,38 @@ def test_hung_primary_times_out_at_the_deadline_without_pile_up(tmp_path, redis_
         watch = Watch(engine, ports={"primary": primary.port}).start()
         engine.start()
         try:
-            await watch.until(lambda s: all(c.state is State.OK for c in s.components), 10, "all OK")
-            steady_before = engine.targets[2].successes
+            await watch.until(lambda s: all(c.state is State.OK for c in s.components), 20, "all OK")
             hung_at = time.monotonic()
             signal_server_tree(primary.pid, signal.SIGSTOP)
             try:
-                await watch.until(lambda s: component(s, "primary").state is State.DOWN,
-                                  2 * P + 2 * D + SLACK, "primary DOWN")
+                down_at = await watch.until(lambda s: component(s, "primary").state is State.DOWN, 20,
+                                            "primary DOWN")
                 await asyncio.sleep(2.5)
-                in_flight = engine.targets[0].in_flight
             finally:
                 signal_server_tree(primary.pid, signal.SIGCONT)
             resumed_at = time.monotonic()
             hung = [s for s in watch.samples["primary"] if hung_at <= s.started <= resumed_at - D]
-            durations = [s.finished - s.started for s in hung]
-            print(f"\ncase 2: {len(hung)} probes of the hung primary, durations "
-                  f"{[round(d, 3) for d in durations]} (D={D}); max probe tasks running "
-                  f"{watch.max_running['primary']}, max sockets {watch.max_sockets['primary']}, "
-                  f"max asyncio tasks {watch.max_tasks}")
+            figures, late = watch.overruns("primary", D + 0.3, hung_at, resumed_at - D)
+            print(f"\ncase 2: DOWN {down_at - hung_at:.2f}s after SIGSTOP; {len(hung)} probes of the hung "
+                  f"primary, (duration, CPU wait) {[(round(d, 3), round(w, 3)) for d, w in figures]} (D={D}); "
+                  f"max probe tasks running {watch.max_running['primary']}, max sockets "
+                  f"{watch.max_sockets['primary']}, max asyncio tasks {watch.max_tasks}")
+            assert down_at - hung_at <= 2 * P + 2 * D + SLACK + watch.starved(hung_at, down_at)
             assert hung and all(not s.ok and s.error == "timeout" for s in hung), [s.error for s in hung]
-            assert all(D - 0.05 <= d <= D + 0.3 for d in durations), durations
+            assert all(d >= D - 0.05 for d, _ in figures), "cut at the deadline, not before"
+            assert not late, f"probes overran D + 0.3 s: {late}"
             assert watch.max_running["primary"] <= 1, "at most one probe in flight per target"
-            assert watch.max_sockets["primary"] <= 2
+            assert watch.max_sockets["primary"] <= 2, watch.worst_sockets["primary"]
             assert watch.max_tasks <= 12
-            assert in_flight is None or in_flight.done() or len(hung) <= 1
             # The neighbours kept updating on time while the primary was hung.
             steady = [s for s in watch.samples["steady"] if hung_at <= s.started <= resumed_at]
-            assert all(s.ok for s in steady)
-            gaps = [b.started - a.started for a, b in zip(steady, steady[1:])]
-            assert engine.targets[2].successes - steady_before >= (resumed_at - hung_at) / P - 2
-            assert max(gaps) <= P + 0.3, gaps
-            r1_states = [component(s, "r1").state for at, s in watch.timeline if hung_at <= at <= resumed_at]
-            assert set(r1_states) == {State.OK}
+            assert steady and all(s.ok for s in steady)
+            late_gaps = [(round(b.started - a.started, 3)) for a, b in zip(steady, steady[1:])
+                         if b.started - a.started > P + 0.3 + watch.starved(a.started, b.started)]
+            assert not late_gaps, late_gaps
+            assert set(watch.states_of("r1", hung_at)) == {State.OK}
             # After SIGCONT it recovers.
-            await watch.until(lambda s: component(s, "primary").state is State.OK, 8, "primary OK again")
+            await watch.until(lambda s: component(s, "primary").state is State.OK, 20, "primary OK again")
             assert_loops_alive(engine)
             watch.assert_no_canary()
         finally:
@@ -449,42 +499,44 @@ def test_hung_or_stopped_redis_polls_end_by_the_deadline(tmp_path, redis_server,
         engine.start()
         sleeper = None
         try:
-            await watch.until(lambda s: all(c.state is State.OK for c in s.components), 10, "all OK")
+            await watch.until(lambda s: all(c.state is State.OK for c in s.components), 20, "all OK")
             fault_at = time.monotonic()
             if fault == "debug_sleep":
                 sleeper = asyncio.ensure_future(asyncio.to_thread(
-                    redis_command, port, "DEBUG", "SLEEP", "3", password=CANARY, timeout=6))
+                    redis_command, port, "DEBUG", "SLEEP", "3", password=CANARY, timeout=10))
             elif fault == "client_pause":
                 reply = await asyncio.to_thread(redis_command, port, "CLIENT", "PAUSE", "3000",
                                                 password=CANARY)
                 assert reply == "+OK"
             else:
                 await asyncio.to_thread(server.stop)
-            await watch.until(lambda s: component(s, "hung").state is State.DOWN, 2 * P + 2 * D + SLACK,
-                              "hung Redis DOWN")
+            down_at = await watch.until(lambda s: component(s, "hung").state is State.DOWN, 20,
+                                        "hung Redis DOWN")
             await asyncio.sleep(max(0.0, fault_at + 2.8 - time.monotonic()))
             window_end = time.monotonic()
-            durations = watch.durations("hung", after=fault_at, before=window_end)
             failed = [s for s in watch.samples["hung"] if fault_at <= s.started <= window_end and not s.ok]
-            reasons = sorted({s.error for s in failed})
-            print(f"\ncase 3 {fault}: {len(durations)} polls, durations {[round(d, 3) for d in durations]} "
-                  f"(D={D}); max sockets {watch.max_sockets['hung']}; reasons {reasons}")
+            figures, late = watch.overruns("hung", D + 0.3, fault_at, window_end)
+            print(f"\ncase 3 {fault}: DOWN {down_at - fault_at:.2f}s after the fault; {len(figures)} polls, "
+                  f"(duration, CPU wait) {[(round(d, 3), round(w, 3)) for d, w in figures]} (D={D}); "
+                  f"max sockets {watch.max_sockets['hung']}; reasons {sorted({s.error for s in failed})}")
             assert failed, "the fault was seen"
-            assert max(durations) <= D + 0.3, durations
+            assert down_at - fault_at <= 2 * P + 2 * D + SLACK + watch.starved(fault_at, down_at)
+            assert not late, f"polls overran D + 0.3 s: {late}"
             assert watch.max_sockets["hung"] <= 2
             assert watch.max_running["hung"] <= 1
             expected = "connection refused" if fault == "shutdown" else "timeout"
             assert expected in component(watch.timeline[-1][1], "hung").reason
             for name in ("steady", "hello"):
                 seen = [s for s in watch.samples[name] if fault_at <= s.started <= window_end]
-                gaps = [b.started - a.started for a, b in zip(seen, seen[1:])]
+                late_gaps = [round(b.started - a.started, 3) for a, b in zip(seen, seen[1:])
+                             if b.started - a.started > P + 0.3 + watch.starved(a.started, b.started)]
                 assert seen and all(s.ok for s in seen), name
-                assert max(gaps) <= P + 0.3, (name, gaps)
+                assert not late_gaps, (name, late_gaps)
                 assert set(watch.states_of(name, fault_at)) == {State.OK}, name
             if fault != "shutdown":
                 if sleeper is not None:
                     assert (await sleeper) == "+OK"
-                await watch.until(lambda s: component(s, "hung").state is State.OK, 8, "hung Redis OK again")
+                await watch.until(lambda s: component(s, "hung").state is State.OK, 20, "hung Redis OK again")
                 names = await asyncio.to_thread(redis_client_names, port, CANARY)
                 print(f"case 3 {fault}: CLIENT LIST after the fault: {names.count('scaledash')} scaledash "
                       f"connection(s) of {len(names)} named")
@@ -532,38 +584,38 @@ def test_blackhole_every_probe_type_ends_by_the_deadline_with_bounded_sockets(bl
             engine = Engine(cfg)
             watch = Watch(engine, ports={n: h.port for n, h in holes.items()}, holes=holes, period=0.02)
             watch.start()
-            round_times, states_after = [], {}
+            states_after = {}
             try:
                 for i in range(rounds):
-                    started = time.monotonic()
                     await engine.poll_round()
-                    round_times.append(time.monotonic() - started)
                     watch.tick()
                     if i == 1:
                         snap = engine.snapshot()
                         states_after = {s.target: s.state for s in snap.sources}
                         states_after.update({c.target: c.state for c in snap.components})
-                fixture_count = blackhole.open_connections()
-                durations = {n: watch.durations(n) for n in holes}
+                figures = {n: watch.overruns(n, timeout + 0.6) for n in holes}
+                most_starved = max(w for f, _ in figures.values() for _, w in f)
                 print(f"\ncase 8 (D={timeout}): max probe duration per target "
-                      + ", ".join(f"{n} {max(d):.3f}s" for n, d in durations.items())
-                      + f"; round times max {max(round_times):.3f}s")
+                      + ", ".join(f"{n} {max(d for d, _ in f):.3f}s" for n, (f, _) in figures.items())
+                      + f"; max CPU wait during one probe {most_starved:.3f}s")
                 print("case 8: max sockets held per target (client side) "
                       f"{watch.max_sockets}; max ESTABLISHED at the blackhole {watch.max_hole_open}; "
                       f"accepted in total { {n: len(h.accepted) for n, h in holes.items()} }; "
-                      f"fixture open_connections() on the replica hole {fixture_count}")
-                print(f"case 8: states after 2 rounds {states_after}")
-                for name, values in durations.items():
+                      f"the fixture's open_connections() {blackhole.open_connections()} on the replica hole")
+                print(f"case 8: states after 2 rounds { {n: str(s) for n, s in states_after.items()} }")
+                for name, (values, late) in figures.items():
                     assert len(values) == rounds, (name, len(values))
-                    assert max(values) <= timeout + 0.6, (name, values)
+                    assert not late, (name, late)
                 for name in holes:
-                    assert watch.max_sockets[name] <= 2, name
+                    assert watch.max_sockets[name] <= 2, (name, watch.worst_sockets[name])
                     assert watch.max_hole_open[name] <= 2, name
                     assert watch.max_running[name] <= 1, name
                 for name in ("replica", "cache", "scrape", "edge", "cdn"):
                     assert states_after[name] is State.DOWN, (name, states_after[name])
                 # "My source failed" is not "the target is down": Prometheus is an ERROR.
                 assert states_after["prom"] is State.ERROR, states_after["prom"]
+                assert {s.failure for s in watch.samples["prom"]} == {Failure.ERROR}
+                assert {s.failure for s in watch.samples["replica"]} == {Failure.DOWN}
                 snap = engine.snapshot()
                 assert source(snap, "prom").state is State.ERROR
                 assert all(c.state is State.DOWN for c in snap.components)
@@ -602,9 +654,13 @@ def test_connection_refused_is_down_within_two_rounds_with_the_next_retry_shown(
         try:
             down = {"replica", "cache", "scrape", "edge", "cdn"}
             at = await watch.until(lambda s: all(x.state is State.DOWN for x in s.sources if x.target in down)
-                                   and all(c.state is State.DOWN for c in s.components),
-                                   2 * P + SLACK, "every target DOWN")
+                                   and all(c.state is State.DOWN for c in s.components), 20, "every target DOWN")
             print(f"\ncase 9: all DOWN {at - started:.2f}s after start (2P={2 * P})")
+            assert at - started <= 2 * P + 0.5 + watch.starved(started, at)
+            for name in down:           # DOWN on the second failure: not the first, not later
+                first_down = next(source(snap, name) for _, snap in watch.timeline
+                                  if source(snap, name).state is State.DOWN)
+                assert first_down.consecutive_failures == 2, first_down
             snap = engine.snapshot()
             for name in down:
                 assert source(snap, name).reason == "connection refused", source(snap, name)
@@ -638,8 +694,9 @@ class FakeClock:
 class ScriptedProbe:
     """An in-memory cache probe: each call takes the next step of its script.
 
-    A step is "ok", an exception to raise, or ("slow", seconds, linger): sleep, and when
-    cancelled keep running `linger` more seconds (a probe slow to honour cancellation).
+    A step is "ok", an exception to raise, ("slow", seconds, linger): sleep, and when
+    cancelled keep running `linger` more seconds (a probe slow to honour cancellation), or
+    ("fail_after", seconds, exception).
     """
 
     source = "redis"
@@ -651,17 +708,22 @@ class ScriptedProbe:
         self.script = list(script)
         self.default = default
         self.calls: list[float] = []
+        self.cpu_waits: list[float] = []     # cpu_wait_s() at each call
         self.running = 0
         self.max_running = 0
 
     async def collect(self) -> list[Reading]:
         step = self.script.pop(0) if self.script else self.default
         self.calls.append(time.monotonic())
+        self.cpu_waits.append(cpu_wait_s())
         self.running += 1
         self.max_running = max(self.max_running, self.running)
         try:
             if isinstance(step, BaseException):
                 raise step
+            if isinstance(step, tuple) and step[0] == "fail_after":
+                await asyncio.sleep(step[1])
+                raise step[2]
             if isinstance(step, tuple):
                 _, seconds, linger = step
                 try:
@@ -724,14 +786,15 @@ def test_overrunning_probe_skips_the_next_tick_instead_of_queueing():
         snap = engine.snapshot()
         assert_loops_alive(engine)
         await engine.close()
-        calls = probe.calls
+        calls, waits = probe.calls, probe.cpu_waits
         gaps = [round(b - a, 3) for a, b in zip(calls, calls[1:])]
+        starved = [b - a for a, b in zip(waits, waits[1:])]
         print(f"\ncase 12 overrun: {len(calls)} calls in 2.6s at P={interval}; gaps {gaps}")
         assert probe.max_running == 1, "never two calls of one target at once"
         assert len(calls) <= 2.6 / interval * 0.75 + 1, "overruns must cost ticks, not queue them"
-        after_slow, after_ok = gaps[0::2], gaps[1::2]
-        assert all(g >= 2 * interval - 0.03 for g in after_slow), after_slow   # skipped one tick
-        assert all(g <= interval + 0.15 for g in after_ok), after_ok           # no needless skip
+        after_slow, after_ok = gaps[0::2], list(zip(gaps[1::2], starved[1::2]))
+        assert all(g >= 2 * interval - 0.03 for g in after_slow), after_slow       # skipped one tick
+        assert all(g <= interval + 0.15 + w for g, w in after_ok), after_ok        # no needless skip
         assert component(snap, "scripted").state is not State.DOWN
         for text in texts_of(snap):
             assert CANARY not in text
@@ -744,13 +807,14 @@ def test_a_probe_ignoring_cancellation_is_never_run_twice_at_once():
     engine = Engine(make_config(interval=0.2, timeout=0.2), [probe])
 
     async def scenario():
-        started = time.monotonic()
+        started, waited = time.monotonic(), cpu_wait_s()
         await engine.poll_round()
         first = time.monotonic() - started
+        waited = cpu_wait_s() - waited
         zombie = engine.targets[0].in_flight
         assert not zombie.done()
         assert engine.targets[0].last_sample.error == "timeout"
-        assert first <= 0.2 + 0.2 + 0.15, "the round ends at D plus the cancel grace"
+        assert first <= 0.2 + 0.2 + 0.15 + waited, "the round ends at D plus the cancel grace"
         await engine.poll_round()
         assert len(probe.calls) == 1, "a second call must not start while the first still runs"
         assert "still running" in engine.targets[0].last_sample.error
@@ -759,9 +823,26 @@ def test_a_probe_ignoring_cancellation_is_never_run_twice_at_once():
         assert len(probe.calls) == 2
         assert component(engine.snapshot(), "scripted").state is State.OK
         assert probe.max_running == 1
+        assert not any(CANARY in text for text in texts_of(engine.snapshot()))
         await engine.close()
 
     run_scenario(scenario)
+
+
+def test_closing_the_engine_mid_probe_leaves_no_unretrieved_error():
+    probe = ScriptedProbe([("fail_after", 0.2, leaky_reset())])
+
+    async def scenario():
+        engine = Engine(make_config(), [probe])
+        engine.start()
+        await asyncio.sleep(0.05)               # the first call is in flight
+        await engine.close()
+        await asyncio.sleep(0.3)                # ...and fails after the engine let go of it
+        assert len(probe.calls) == 1
+        assert not any(CANARY in text for text in texts_of(engine.snapshot()))
+        del engine                              # collected in run_scenario: asyncio reports then
+
+    run_scenario(scenario)                       # fails on "Task exception was never retrieved"
 
 
 def test_backoff_grows_from_the_interval_and_is_capped_with_jitter():
@@ -784,12 +865,13 @@ def test_backoff_grows_from_the_interval_and_is_capped_with_jitter():
         # The growth, measured on the real loop: gaps double from 2P after DOWN.
         calls = probe.calls
         gaps = [b - a for a, b in zip(calls, calls[1:])]
+        starved = [b - a for a, b in zip(probe.cpu_waits, probe.cpu_waits[1:])]
         print(f"\ncase 12 backoff: {len(calls)} calls in 2.6s at P={interval}; "
               f"gaps {[round(g, 3) for g in gaps]}; max next_probe_in_s shown {max(shown)}")
         assert len(calls) <= 8, "no hot loop: one call per P would be 52"
         for k, gap in enumerate(gaps[1:], start=1):
             expected = interval * 2 ** k
-            assert 0.8 * expected - 0.02 <= gap <= 1.2 * expected + 0.15, (k, gaps)
+            assert 0.8 * expected - 0.02 <= gap <= 1.2 * expected + 0.15 + starved[k], (k, gaps)
         assert max(shown) >= 0.3, "the next retry time is visible and grows"
 
         # The cap, with jitter, for a target that has been down for hours (thousands of failures).

@@ -2,17 +2,24 @@
 
 Keeps the sample service busy with a realistic mix at a modest, steady rate (a
 2-core machine also runs PostgreSQL, Redis and the dashboard): mostly item reads
-with Zipf-skewed keys -- hot keys are what make a cache worth having -- plus some
-writes, quote calls, edge function calls, and `subscribers` WebSocket clients on
-/realtime.  Arrivals are open-loop (Poisson at `rate`/s) with a cap on requests in
-flight, so a slow service sheds generated load instead of queueing it.
+with Zipf-skewed keys over the 1000 seeded items -- hot keys are what make a cache
+worth having -- plus some single-item writes, quote calls, edge function calls, and
+`subscribers` WebSocket clients on /realtime.  Arrivals are open-loop (Poisson at
+`rate`/s) with a cap on requests in flight, so a slow service sheds generated load
+instead of queueing it.
+
+A price feed ticks every `feed_interval_s` and sets `feed_size` prices in one
+request (one transaction) over a catalogue of 10000 ids, most of which nobody is
+reading.  It is the change stream a real-time fan-out exists for: without it the
+only changes would be ~2 single writes a second, each alone in its batch window,
+and batching would have nothing to batch.
 
 It measures what only a client can: response times of item reads as the caller
 sees them, split by the service's X-Cache header, exported on
 127.0.0.1:`metrics_port`/metrics as http_request_duration_seconds{route="items",
 cached="true"|"false"} -- what the "response time improvement with cache" KPI reads.
 Settings: {"service_url", "metrics_port", "rate" (40), "subscribers" (3),
-"write_share" (0.05)}.
+"write_share" (0.05), "feed_size" (20), "feed_interval_s" (1.0)}.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import aiohttp
 import prometheus_client
@@ -36,6 +44,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from dashboard.lab.service.logs import configure
 
 ITEM_COUNT = 1000
+CATALOGUE = 10_000
 ZIPF_EXPONENT = 1.1
 QUOTE_SHARE = 0.04
 EDGE_SHARE = 0.04
@@ -54,16 +63,22 @@ class TrafficSettings:
     rate: float = 40.0
     subscribers: int = 3
     write_share: float = 0.05
+    feed_size: int = 20
+    feed_interval_s: float = 1.0
 
     @classmethod
     def load(cls, path: str) -> "TrafficSettings":
         data = json.loads(Path(path).read_text())
         settings = cls(service_url=str(data["service_url"]).rstrip("/"), metrics_port=int(data["metrics_port"]),
                        rate=float(data.get("rate", 40.0)), subscribers=int(data.get("subscribers", 3)),
-                       write_share=float(data.get("write_share", 0.05)))
+                       write_share=float(data.get("write_share", 0.05)),
+                       feed_size=int(data.get("feed_size", 20)),
+                       feed_interval_s=float(data.get("feed_interval_s", 1.0)))
         if not 0 < settings.rate <= 1000 or not 0 <= settings.subscribers <= 50 \
-                or not 0 <= settings.write_share <= 0.5:
-            raise ValueError("rate must be in (0, 1000], subscribers in 0..50, write_share in 0..0.5")
+                or not 0 <= settings.write_share <= 0.5 or not 0 <= settings.feed_size <= 100 \
+                or not 0.1 <= settings.feed_interval_s <= 60:
+            raise ValueError("rate must be in (0, 1000], subscribers in 0..50, write_share in 0..0.5, "
+                             "feed_size in 0..100, feed_interval_s in 0.1..60")
         return settings
 
 
@@ -101,7 +116,7 @@ class Traffic:
         self.stopping = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
 
-    def pick(self) -> tuple[str, callable]:
+    def pick(self) -> tuple[str, Callable[[], Awaitable[bool]]]:
         x = random.random()
         s = self.settings
         if x < s.write_share:
@@ -145,7 +160,28 @@ class Traffic:
             await resp.read()
             return resp.status < 500
 
-    async def _one(self, kind: str, call) -> None:
+    async def feed_tick(self) -> bool:
+        ids = random.sample(range(1, CATALOGUE + 1), self.settings.feed_size)
+        prices = {str(i): round(random.uniform(1, 100), 2) for i in ids}
+        async with self.session.post(f"{self.settings.service_url}/items/prices", json={"prices": prices}) as resp:
+            await resp.read()
+            return resp.status < 500
+
+    async def feed(self) -> None:
+        """The price feed: one bulk update every feed_interval_s, skipped when the last is still running."""
+        running: asyncio.Task | None = None
+        while self.settings.feed_size:
+            try:
+                await asyncio.wait_for(self.stopping.wait(), self.settings.feed_interval_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            if running is not None and not running.done():
+                self.metrics.requests.labels("feed", "skipped").inc()
+                continue
+            running = asyncio.create_task(self._one("feed", self.feed_tick))
+
+    async def _one(self, kind: str, call: Callable[[], Awaitable[bool]]) -> None:
         self.in_flight += 1
         try:
             ok = await call()
@@ -222,13 +258,15 @@ async def run(settings: TrafficSettings, log) -> None:
     connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT + settings.subscribers)
     async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
         traffic.session = session
-        subscribers = [asyncio.create_task(traffic.subscribe(n)) for n in range(settings.subscribers)]
-        log.info("sending %.0f requests/s to %s with %d subscribers; metrics on 127.0.0.1:%d",
-                 settings.rate, settings.service_url, settings.subscribers, settings.metrics_port)
+        background = [asyncio.create_task(traffic.subscribe(n)) for n in range(settings.subscribers)]
+        background.append(asyncio.create_task(traffic.feed()))
+        log.info("sending %.0f requests/s to %s with %d subscribers and a %d-price feed every %.1fs; "
+                 "metrics on 127.0.0.1:%d", settings.rate, settings.service_url, settings.subscribers,
+                 settings.feed_size, settings.feed_interval_s, settings.metrics_port)
         await traffic.generate()
-        for task in subscribers:
+        for task in background:
             task.cancel()
-        await asyncio.gather(*subscribers, return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
     await runner.cleanup()
     log.info("stopped")
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from redis.asyncio import Redis
 
 from dashboard.lab.service.admin import AdminHandlers, bearer_guard
 from dashboard.lab.service.batcher import RealtimeBatcher
 from dashboard.lab.service.breakers import Breakers
 from dashboard.lab.service.cache import LayeredCache, make_redis
+from dashboard.lab.service.cdn import EdgeCache
 from dashboard.lab.service.database import Database
 from dashboard.lab.service.edge import EdgeFunctions
 from dashboard.lab.service.items import ItemHandlers
@@ -43,7 +45,7 @@ class Service:
     edge: EdgeFunctions
     quotes: QuoteClient
     session: aiohttp.ClientSession
-    redis: object
+    redis: Redis
     tasks: list[asyncio.Task]
 
 
@@ -140,11 +142,13 @@ async def build_app(settings: ServiceSettings) -> web.Application:
     router = app.router
     router.add_get("/items/{id}", items.read, name=ITEM_READ_ROUTE, allow_head=False)
     router.add_put("/items/{id}", items.write, name="items_write")
+    router.add_post("/items/prices", items.write_prices, name="items_prices")
     router.add_get("/quote", service.quotes.handle, name="quote", allow_head=False)
     functions = router.add_resource("/functions/v1/{name}", name="functions")
     functions.add_route("GET", service.edge.handle)
     functions.add_route("POST", service.edge.handle)
     router.add_get("/realtime", service.batcher.handle, name="realtime", allow_head=False)
+    router.add_get("/static/{name}", EdgeCache(service.metrics).handle, name="static", allow_head=False)
     router.add_get("/metrics", metrics_handler, name="metrics", allow_head=False)
     router.add_get("/healthz", healthz, name="healthz", allow_head=False)
     router.add_post("/admin/faults", bearer_guard(settings.admin_token, admin.faults), name="admin_faults")

@@ -18,6 +18,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from dashboard.lab.service.metrics import BREAKER_STATES, ServiceMetrics
+from dashboard.redact import describe_error
 
 T = TypeVar("T")
 log = logging.getLogger("lab.service.breakers")
@@ -50,6 +51,7 @@ class Breakers:
         self._metrics = metrics
         self._states: dict[str, str] = {}
         self._since: dict[str, float] = {}
+        self._last_failure: dict[str, str] = {}
 
     def register(self, name: str) -> "Breaker":
         """Create the breaker `name` with its metrics at zero (so the dashboard sees it at once)."""
@@ -78,7 +80,8 @@ class Breakers:
         if previous != state:
             self._since[name] = time.monotonic()
             if previous is not None:
-                log.warning("breaker %s: %s -> %s", name, previous, state)
+                why = f" (last failure: {self._last_failure.get(name)})" if state == "open" else ""
+                log.warning("breaker %s: %s -> %s%s", name, previous, state, why)
 
     def count(self, name: str, outcome: str) -> None:
         self._metrics.breaker_calls.labels(name, outcome).inc()
@@ -98,7 +101,8 @@ class Breakers:
             raise BreakerOpen(name) from None
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            self._last_failure[name] = f"{type(exc).__name__}: {describe_error(exc, 120)}"
             self.count(name, "failure")
             raise
         self.count(name, "success")

@@ -2,7 +2,7 @@
 
 Every lookup counts once per layer it reaches (`cache_requests_total`), so a
 memory miss is exactly one Redis lookup -- the dashboard's hit rate relies on that.
-Redis is optional at run time: its calls have a 40 ms socket deadline, no retries,
+Redis is optional at run time: its calls have a 35 ms socket deadline, no retries,
 and run through the `redis` breaker, so a dead Redis turns into misses answered by
 the database, not into errors or slow requests.
 
@@ -12,8 +12,11 @@ Two races are closed here rather than hoped away:
   epoch, and a fill is dropped (or undone in Redis) when the key was invalidated
   after the fill's load began.
 - A write whose Redis DEL failed (Redis down or the breaker open) cannot leave a
-  stale value behind for when Redis returns: it moves the cache to a new key
-  generation, so every older Redis entry is simply never read again (and expires).
+  stale value behind for when Redis returns: the key is remembered as "dirty in
+  Redis" until a fresh value overwrites it there or the old one has surely expired
+  (REDIS_TTL_SECONDS), and Redis is not asked for it meanwhile.  Should that list
+  overflow, the cache moves to a new key generation instead, so every older Redis
+  entry is never read again.
 """
 
 from __future__ import annotations
@@ -37,22 +40,23 @@ log = logging.getLogger("lab.service.cache")
 
 CACHE_NAME = "items"
 MEMORY_ENTRIES = 256
-MEMORY_TTL = 10.0
-REDIS_TTL_SECONDS = 60
-REDIS_TIMEOUT = 0.04
+MEMORY_TTL = 30.0
+REDIS_TTL_SECONDS = 300
+# A hung Redis costs one such timeout per request until the breaker opens (a stopped
+# one costs a refused connect, well under a millisecond).
+REDIS_TIMEOUT = 0.035
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+MAX_TRACKED_KEYS = 10_000
 
 MEMORY, REDIS = "memory", "redis"
 
 
 def make_redis(url: str, password: str | None) -> Redis:
-    """A Redis client that fails fast: 40 ms deadlines, no retries, at most 16 connections."""
+    """A Redis client that fails fast: 35 ms deadlines, no retries, at most 16 connections."""
     pool = BlockingConnectionPool.from_url(
         url, password=password, max_connections=16, timeout=REDIS_TIMEOUT,
         socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 0), retry_on_error=[],
-        # No CLIENT SETINFO round trip on every new connection.
-        lib_name=None, lib_version=None)
+        retry=Retry(NoBackoff(), 0), retry_on_error=[])
     return Redis(connection_pool=pool)
 
 
@@ -103,6 +107,8 @@ class LayeredCache:
         self._generation = 0
         self._epoch = 0
         self._invalidated_at: OrderedDict[object, int] = OrderedDict()
+        # key -> monotonic time its Redis DEL failed; oldest first.
+        self._dirty_in_redis: OrderedDict[object, float] = OrderedDict()
         for layer in (MEMORY, REDIS):
             for result in ("hit", "miss"):
                 metrics.cache_requests.labels(name, layer, result)
@@ -123,7 +129,7 @@ class LayeredCache:
         self._count(MEMORY, value is not None)
         if value is not None:
             return value, MEMORY
-        value = await self._redis_get(key)
+        value, redis_answered = await self._redis_get(key)
         self._count(REDIS, value is not None)
         if value is not None:
             self._fill_memory(key, value, self._epoch)
@@ -132,21 +138,41 @@ class LayeredCache:
         value = await load()
         if value is not None:
             self._fill_memory(key, value, started)
-            await self._fill_redis(key, value, started)
+            # Redis that just failed this request is not asked again: one timeout per request at most.
+            if redis_answered:
+                await self._fill_redis(key, value, started)
         return value, None
 
-    async def invalidate(self, key: object) -> None:
-        """Remove `key` from every layer before returning (see the module docstring)."""
-        self._epoch += 1
-        self._invalidated_at[key] = self._epoch
-        self._invalidated_at.move_to_end(key)
-        while len(self._invalidated_at) > 10_000:
+    async def invalidate(self, *keys: object) -> None:
+        """Remove `keys` from every layer before returning (see the module docstring)."""
+        for key in keys:
+            self._epoch += 1
+            self._invalidated_at[key] = self._epoch
+            self._invalidated_at.move_to_end(key)
+            self.memory.delete(key)
+        while len(self._invalidated_at) > MAX_TRACKED_KEYS:
             self._invalidated_at.popitem(last=False)
-        self.memory.delete(key)
-        self._metrics.cache_invalidations.labels(self.name).inc()
-        if not await self._redis_delete(key):
+        self._metrics.cache_invalidations.labels(self.name).inc(len(keys))
+        if keys and not await self._redis_delete(*keys):
+            self._mark_dirty(keys)
+
+    def _mark_dirty(self, keys: tuple) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._dirty_in_redis[key] = now
+            self._dirty_in_redis.move_to_end(key)
+        if len(self._dirty_in_redis) > MAX_TRACKED_KEYS:
+            self._dirty_in_redis.clear()
             self._generation += 1
-            log.warning("redis invalidation failed; cache moved to key generation %d", self._generation)
+            log.warning("redis unreachable for %d invalidations; cache moved to key generation %d",
+                        MAX_TRACKED_KEYS, self._generation)
+
+    def _dirty(self, key: object) -> bool:
+        """True while Redis may still hold a value older than the last write to `key`."""
+        expired_before = time.monotonic() - REDIS_TTL_SECONDS
+        while self._dirty_in_redis and next(iter(self._dirty_in_redis.values())) < expired_before:
+            self._dirty_in_redis.popitem(last=False)
+        return key in self._dirty_in_redis
 
     def _stale(self, key: object, started: int) -> bool:
         return self._invalidated_at.get(key, 0) > started
@@ -159,18 +185,26 @@ class LayeredCache:
         if self._stale(key, started):
             return
         redis_key = self._key(key)
-        await self._redis_call(lambda: self._redis.set(redis_key, value, ex=REDIS_TTL_SECONDS))
+        stored = await self._redis_call(lambda: self._redis.set(redis_key, value, ex=REDIS_TTL_SECONDS))
         if self._stale(key, started):
             # A write invalidated the key while our SET was in flight; its DEL may have landed first.
-            await self._redis_delete(key)
+            if not await self._redis_delete(key):
+                self._mark_dirty((key,))
+        elif stored:
+            # The fresh value replaced whatever stale one Redis held.
+            self._dirty_in_redis.pop(key, None)
 
-    async def _redis_get(self, key: object) -> bytes | None:
+    async def _redis_get(self, key: object) -> tuple[bytes | None, bool]:
+        """(value or None, whether Redis answered at all)."""
+        if self._dirty(key):
+            return None, True
         redis_key = self._key(key)
-        return await self._redis_call(lambda: self._redis.get(redis_key), fallback=True)
+        value = await self._redis_call(lambda: self._redis.get(redis_key), fallback=True, failed=False)
+        return (None, False) if value is False else (value, True)
 
-    async def _redis_delete(self, key: object) -> bool:
-        redis_key = self._key(key)
-        return await self._redis_call(lambda: self._redis.delete(redis_key), failed=False) is not False
+    async def _redis_delete(self, *keys: object) -> bool:
+        redis_keys = [self._key(key) for key in keys]
+        return await self._redis_call(lambda: self._redis.delete(*redis_keys), failed=False) is not False
 
     async def _redis_call(self, call, *, fallback: bool = False, failed=None):
         """Run one Redis command through the breaker; `failed` when Redis could not answer.
@@ -186,4 +220,4 @@ class LayeredCache:
 
     def state(self) -> dict:
         return {"memory_entries": len(self.memory), "redis_generation": self._generation,
-                "redis_breaker": self._breaker.state}
+                "keys_dirty_in_redis": len(self._dirty_in_redis), "redis_breaker": self._breaker.state}

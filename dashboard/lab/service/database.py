@@ -111,6 +111,8 @@ class Database:
         self.monitors = {name: ReplicaMonitor(name, dsn, settings.pg_password, settings.max_replica_lag_bytes)
                          for name, dsn in sorted(settings.replicas.items())}
         self.fence = WriteFence()
+        # A replica is only eligible once it has replayed the schema this service set up.
+        self._schema_lsn = 0
         self._metrics = metrics
         self._breaker = breaker
         self._turn = itertools.count()
@@ -139,6 +141,8 @@ class Database:
                         log.info("seeded %d items", SEED_ROWS)
                     await conn.execute(queries.CREATE_NOTIFY_FUNCTION)
                     await conn.execute(queries.CREATE_NOTIFY_TRIGGER)
+                async with self.primary.connection() as conn:
+                    self._schema_lsn = int(await conn.fetchval(queries.CURRENT_WAL_LSN))
                 return
             except DB_ERRORS as exc:
                 if time.monotonic() + delay > deadline:
@@ -156,14 +160,17 @@ class Database:
 
     # -- routing ---------------------------------------------------------------
 
+    def _replayed(self, minimum_lsn: int) -> list[str]:
+        return [name for name, m in self.monitors.items()
+                if m.health.healthy and (m.health.replay_lsn or 0) >= max(minimum_lsn, self._schema_lsn)]
+
     def healthy_replicas(self) -> list[str]:
-        return [name for name, m in self.monitors.items() if m.health.healthy]
+        """Replicas that pass their health check and have the service's schema."""
+        return self._replayed(0)
 
     def read_candidates(self, key: object) -> list[str]:
         """Healthy replicas that have replayed the last write to `key`, in round-robin order."""
-        needed = self.fence.required(key)
-        names = [name for name, m in self.monitors.items()
-                 if m.health.healthy and (m.health.replay_lsn or 0) >= needed]
+        names = self._replayed(self.fence.required(key))
         if not names:
             return []
         start = next(self._turn) % len(names)
@@ -187,18 +194,26 @@ class Database:
             raise DatabaseUnavailable(f"primary: {describe_error(exc, 120)}") from None
 
     async def write_row(self, key: object, sql: str, *args) -> asyncpg.Record | None:
-        """Run a write on the primary and fence `key` until replicas have replayed it."""
+        """Run a one-row write on the primary; fence `key` until replicas have replayed it."""
+        return await self._write([key], "fetchrow", sql, args)
+
+    async def write_rows(self, keys: list, sql: str, *args) -> list[asyncpg.Record]:
+        """Run a many-row write (one statement, one transaction) and fence every key."""
+        return await self._write(keys, "fetch", sql, args)
+
+    async def _write(self, keys: list, method: str, sql: str, args: tuple):
         try:
             async with self.primary.connection() as conn:
-                row = await conn.fetchrow(sql, *args, timeout=QUERY_TIMEOUT)
+                result = await getattr(conn, method)(sql, *args, timeout=QUERY_TIMEOUT)
                 # After the commit (autocommit), so a replica at this position has the commit record.
-                lsn = await conn.fetchval(queries.CURRENT_WAL_LSN, timeout=QUERY_TIMEOUT)
+                lsn = int(await conn.fetchval(queries.CURRENT_WAL_LSN, timeout=QUERY_TIMEOUT))
         except DB_ERRORS as exc:
             raise DatabaseUnavailable(f"primary: {describe_error(exc, 120)}") from None
         self._metrics.db_queries.labels(PRIMARY, "write").inc()
-        self.fence.note(key, int(lsn))
+        for key in keys:
+            self.fence.note(key, lsn)
         self._forget_replayed()
-        return row
+        return result
 
     def _forget_replayed(self) -> None:
         lsns = [m.health.replay_lsn or 0 for m in self.monitors.values()]

@@ -51,12 +51,22 @@ SELECT_ITEM = "SELECT id, name, price, updated_at FROM items WHERE id = $1"
 # commit is what a replica must have replayed before it may answer for this key.
 UPSERT_ITEM = """
 INSERT INTO items AS i (id, name, price, updated_at)
-VALUES ($1, coalesce($2, 'item-' || $1::int), coalesce($3, 0), now())
+VALUES ($1::int, coalesce($2::text, 'item-' || $1::int), coalesce($3::numeric, 0), now())
 ON CONFLICT (id) DO UPDATE
-SET name = coalesce($2, i.name), price = coalesce($3, i.price), updated_at = now()
+SET name = coalesce($2::text, i.name), price = coalesce($3::numeric, i.price), updated_at = now()
 RETURNING id, name, price, updated_at"""
 
-CURRENT_WAL_LSN = "SELECT pg_current_wal_lsn()"
+# Many prices in one transaction (a price feed tick): one commit, so all its
+# notifications reach the batcher together.
+UPSERT_PRICES = """
+INSERT INTO items AS i (id, name, price, updated_at)
+SELECT v.id, 'item-' || v.id, v.price, now() FROM unnest($1::int[], $2::numeric[]) AS v(id, price)
+ON CONFLICT (id) DO UPDATE SET price = excluded.price, updated_at = now()
+RETURNING i.id"""
+
+# The insert position, not pg_current_wal_lsn(): with synchronous_commit off (as in
+# the lab) the write position can still be short of the commit record just made.
+CURRENT_WAL_LSN = "SELECT pg_current_wal_insert_lsn()"
 
 # Replica health, once a second per replica. pg_is_wal_replay_paused() raises on a
 # server not in recovery, hence the CASE (its branches are evaluated lazily).
