@@ -81,11 +81,11 @@ class ScaledashApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.autostart:
+        if self.autostart:   # tests drive the engine themselves, frame by frame
             self.engine.start()
-        self._restart_timer()
-        for delay in (0.15, 0.5):        # first live data long before the first full tick
-            self.set_timer(delay, self.refresh_view)
+            self._restart_timer()
+            for delay in (0.15, 0.5):        # first live data long before the first full tick
+                self.set_timer(delay, self.refresh_view)
         self._fit(self.size.width, self.size.height)
         try:
             self._loop_signal = asyncio_loop()
@@ -103,7 +103,7 @@ class ScaledashApp(App):
 
     def on_resize(self, event) -> None:
         self._fit(event.size.width, event.size.height)
-        self.refresh_view()
+        self.call_after_refresh(self.refresh_view)     # panel heights are known after layout
 
     def _fit(self, width: int, height: int) -> None:
         small = width < MIN_WIDTH or height < MIN_HEIGHT
@@ -115,6 +115,8 @@ class ScaledashApp(App):
 
     def refresh_view(self) -> None:
         """Take the engine's snapshot and hand it to every widget of the visible screen."""
+        if not self.screen_stack:       # a timer firing while the app shuts down
+            return
         try:
             snap = self.snapshot = self.engine.snapshot()
         except Exception as exc:  # a snapshot bug must not end the session: keep the last one
@@ -135,7 +137,8 @@ class ScaledashApp(App):
         wide = self.size.width >= WIDE_WIDTH
         for panel in self.query(ComponentPanel):
             rows = [c for c in snap.components if c.kind in PANEL_KINDS[panel.panel] and self._matches(c)]
-            panel.show(rows, ctx, wide, room=max(1, panel.size.height - 2))
+            # Before the first layout a panel has no height: draw every row rather than none.
+            panel.show(rows, ctx, wide, room=max(1, panel.size.height - 2) if panel.size.height else 0)
         events = self.query_one("#events", EventLog)
         needle = self.filter_text.lower()
         shown = [e for e in snap.events if needle in e.message.lower()] if needle else snap.events
@@ -197,7 +200,8 @@ class ScaledashApp(App):
 
     def _set_interval(self, interval: float) -> None:
         self.engine.set_interval(interval)
-        self._restart_timer()
+        if self._timer is not None:
+            self._restart_timer()
         self.notify(f"polling every {interval:g}s", timeout=2)
         self.refresh_view()
 

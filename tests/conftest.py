@@ -22,6 +22,9 @@ import pytest
 
 from dashboard.lab.servers import PostgresCluster, PrometheusServer, RedisServer
 
+# tests/bench/ holds benchmarks run on demand (`make bench`), not tests.
+collect_ignore = ["bench"]
+
 CANARY = "canary-Zq9x7-s3cr3t"
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -87,9 +87,12 @@ def fleet_probes(hostile: str | None = None) -> list[ScriptedProbe]:
     ]
 
 
-def scripted_engine(hostile: str | None = None) -> Engine:
+def scripted_engine(hostile: str | None = None, extra_replicas: int = 0) -> Engine:
     config = validate({"name": "drill-rehearsal", "interval": "1s", "timeout": "800ms"}, "lab.toml")
-    return Engine(config, fleet_probes(hostile), clock=Clock(), wall=lambda: WALL)
+    probes = fleet_probes(hostile)
+    probes += [ScriptedProbe(f"r{i:02d}", "postgres", [replica(f"r{i:02d}", "replica")], Kind.REPLICA)
+               for i in range(extra_replicas)]
+    return Engine(config, probes, clock=Clock(), wall=lambda: WALL)
 
 
 async def advance(engine: Engine, rounds: int = 2, step: float = 1.0) -> None:

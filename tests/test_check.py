@@ -14,6 +14,7 @@ import time
 import pytest
 import redis
 
+from dashboard.lab.servers import ServerError
 from metric_texts import hostile_metrics, resilience4j_metrics, scaledash_metrics
 from conftest import CANARY, run_cli, wait_for
 
@@ -35,8 +36,16 @@ password = "env:SCALEDASH_TEST_PG_PASSWORD"
 @pytest.fixture
 def paused_replica(pg):
     """replica-2 with replay paused after it replayed one transaction, then more WAL behind it."""
+    pg.psql(pg.replicas[1], "SELECT pg_wal_replay_resume()")
     pg.psql(pg.primary, "INSERT INTO ticks DEFAULT VALUES")
-    wait_for(lambda: int(pg.psql(pg.replicas[1], "SELECT count(*) FROM ticks").strip() or 0) > 0)
+
+    def replayed() -> bool:
+        try:
+            return int(pg.psql(pg.replicas[1], "SELECT count(*) FROM ticks").strip() or 0) > 0
+        except ServerError:       # the table itself may not have been replayed yet
+            return False
+
+    wait_for(replayed)
     pg.psql(pg.replicas[1], "SELECT pg_wal_replay_pause()")
     pg.psql(pg.primary, "INSERT INTO ticks SELECT FROM generate_series(1, 2000)")
     time.sleep(0.3)

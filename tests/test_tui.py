@@ -28,8 +28,8 @@ def utc(monkeypatch):
     time.tzset()
 
 
-def make_app(readonly: bool = False, hostile: str | None = None) -> ScaledashApp:
-    engine = scripted_engine(hostile)
+def make_app(readonly: bool = False, hostile: str | None = None, extra_replicas: int = 0) -> ScaledashApp:
+    engine = scripted_engine(hostile, extra_replicas)
     return build_app(engine.config, readonly=readonly, engine=engine, autostart=False)
 
 
@@ -53,6 +53,16 @@ async def test_main_screen_shows_every_kind_with_state_words():
                      "replica-2", "DEGRADED", "DOWN", "upstream", "open", "items/memory", "realtime",
                      "hello", "static", "Offload", "Hits", "Uptime"):
             assert word in text, word
+
+
+async def test_rows_that_do_not_fit_become_a_summary_with_the_worst_first():
+    app = make_app(extra_replicas=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        text = screen_text(app)
+        assert "Replicas (16)" in text and "more" in text
+        assert "replica-3" in text and "DOWN" in text        # the DOWN row is never the one hidden
+        assert "r11 " not in text
 
 
 async def test_every_key_does_what_it_says():

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 
 from dashboard.model import Component
 from widgets.columns import COLUMNS, TITLES, RowContext, severity_order
+from widgets.style import state_text
 
 MORE_KEY = "__more__"
 
@@ -80,9 +81,11 @@ class ComponentPanel(Vertical):
             shown, hidden = ranked[: room - 1], ranked[room - 1:]
         rows = {component_key(c): self._row_cells(c, ctx) for c in shown}
         if hidden:
-            counts = Counter(c.state.value for c in hidden)
-            summary = f"+{len(hidden)} more: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            rows[MORE_KEY] = [summary] + [""] * (len(self._columns()) - 1)
+            counts = Counter(c.state for c in hidden)
+            worst = max(counts, key=lambda s: s.severity)
+            detail = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda i: -i[0].severity))
+            rows[MORE_KEY] = ([f"+{len(hidden)} more", state_text(worst), detail]
+                              + [""] * (len(self._columns()) - 3))[: len(self._columns())]
         self._apply(rows)
         title = f"{TITLES[self.panel]} ({len(components)})" if components else f"{TITLES[self.panel]} (none)"
         if title != getattr(self, "_title", None):
