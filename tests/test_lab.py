@@ -55,11 +55,18 @@ def test_lab_shows_the_whole_stack_with_its_targets_met(lab):
     needed = ("primary_read_offload", "cache_hit_rate", "websocket_frame_reduction", "error_rate",
               "cache_latency_improvement")
 
+    last: list[dict] = []
+
     def settled():
         report = _check(lab)
+        last[:] = [report]
         return report if all(_kpis(report)[name]["met"] for name in needed) else None
 
-    report = wait_for(settled, timeout=45, interval=1)
+    try:
+        report = wait_for(settled, timeout=45, interval=1)
+    except AssertionError:
+        shown = {k["name"]: (k["value"], k["detail"]) for k in last[0]["kpis"]} if last else "no report"
+        raise AssertionError(f"lab KPIs not in target within 45 s: {shown}") from None
     rows = report["components"]
     replicas = {c["name"]: c for c in rows if c["kind"] == "replica" and c["source"] == "postgres"}
     assert {n: (c["state"], c["metrics"]["role"]) for n, c in replicas.items()} == {

@@ -93,6 +93,9 @@ class TrafficMetrics:
         self.ws_events = Counter("traffic_ws_events", "Change events received inside those frames", registry=r)
 
 
+WARM_KEYS = 200
+
+
 class ZipfKeys:
     """Item ids 1..n drawn with P(k) proportional to 1/k^s: a few keys take most reads."""
 
@@ -100,6 +103,9 @@ class ZipfKeys:
         self._cumulative = list(itertools.accumulate(1 / k ** s for k in range(1, n + 1)))
         # Hot keys are scattered over the id space rather than all being 1, 2, 3.
         self._ids = random.Random(7).sample(range(1, n + 1), n)
+
+    def hottest(self, count: int) -> list[int]:
+        return self._ids[:count]
 
     def draw(self) -> int:
         x = random.random() * self._cumulative[-1]
@@ -191,6 +197,21 @@ class Traffic:
             self.in_flight -= 1
         self.metrics.requests.labels(kind, "ok" if ok else "error").inc()
 
+    async def warm(self, count: int = WARM_KEYS) -> None:
+        """Read the hottest keys once before the steady mix, as a deploy warms its cache:
+        the lab should show a steady-state hit rate within seconds, not minutes."""
+        gate = asyncio.Semaphore(8)
+
+        async def one(item: int) -> None:
+            async with gate:
+                try:
+                    async with self.session.get(f"{self.settings.service_url}/items/{item}") as resp:
+                        await resp.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+
+        await asyncio.gather(*(one(item) for item in self.keys.hottest(count)))
+
     async def generate(self) -> None:
         """Poisson arrivals at `rate`/s until stopped; never more than MAX_IN_FLIGHT at once."""
         tasks: set[asyncio.Task] = set()
@@ -263,6 +284,7 @@ async def run(settings: TrafficSettings, log) -> None:
         log.info("sending %.0f requests/s to %s with %d subscribers and a %d-price feed every %.1fs; "
                  "metrics on 127.0.0.1:%d", settings.rate, settings.service_url, settings.subscribers,
                  settings.feed_size, settings.feed_interval_s, settings.metrics_port)
+        await traffic.warm()
         await traffic.generate()
         for task in background:
             task.cancel()
