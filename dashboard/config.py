@@ -95,6 +95,7 @@ class CacheTarget:
     url: str                       # without its password
     password: Secret | None = None
     insecure: bool = False
+    min_hit_rate: float | None = None     # overrides thresholds.cache_hit_rate for this Redis
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ def _split_password(c: _Checker, path: str, url: str) -> tuple[str, Secret | Non
 
 _SECTION_KEYS = {
     "replica": {"name", "dsn", "password", "max_lag_bytes", "max_lag_seconds"},
-    "cache": {"name", "url", "password", "insecure"},
+    "cache": {"name", "url", "password", "insecure", "min_hit_rate"},
     "source": {"name", "scrape", "prometheus", "preset", "username", "password", "rate_window", "job",
                "insecure"},
     "edge": {"name", "url", "method", "expect_status", "headers", "insecure"},
@@ -343,10 +344,15 @@ def _cache(c: _Checker, p: str, t: dict) -> CacheTarget | None:
         else c.get(t, p, "url", str, required=True)
     password = c.secret(f"{p}.password", t.get("password"))
     insecure = c.get(t, p, "insecure", bool, False)
+    floor = c.get(t, p, "min_hit_rate", (int, float))
+    if floor is not None and not 0 <= floor <= 1:
+        c.fail(f"{p}.min_hit_rate", "must be a fraction between 0 and 1", floor)
+        floor = None
     if not url:
         return None
     url, inline = _split_password(c, f"{p}.url", url)
-    return CacheTarget(name=t.get("name", ""), url=url, password=password or inline, insecure=insecure)
+    return CacheTarget(name=t.get("name", ""), url=url, password=password or inline, insecure=insecure,
+                       min_hit_rate=float(floor) if floor is not None else None)
 
 
 def _source(c: _Checker, p: str, t: dict) -> SourceTarget | None:

@@ -20,6 +20,7 @@ from typing import Callable
 from dashboard import kpi
 from dashboard.config import Config, Thresholds
 from dashboard.kinds import KINDS
+from dashboard.kinds import cache as cache_kind
 from dashboard.model import Component, Event, Failure, Kind, Reading, Sample, Snapshot, SourceStatus, State
 from dashboard.probes.base import Probe, classify
 from dashboard.redact import safe_message
@@ -317,6 +318,7 @@ class Engine:
                 comp = self._component(t, track, now)
                 (service if track.kind is Kind.SERVICE else components).append(comp)
             sources.append(self._source_status(t, now))
+        components = cache_kind.relate(components, self.thresholds)
         # Only direct probes name distinct nodes; an exporter's row describes one of them.
         writable = [c.name for c in components if c.kind is Kind.REPLICA and c.source == "postgres"
                     and c.metrics.get("writable") and c.state not in (State.DOWN, State.STALE, State.ERROR)]

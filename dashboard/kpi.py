@@ -81,6 +81,8 @@ def error_rate(snap: Snapshot) -> tuple[float | None, str | None]:
 
 def cache_hit_rate(snap: Snapshot) -> tuple[float | None, str | None]:
     """Hits over lookups; for a multi-layer cache each request counts once."""
+    from dashboard.kinds.cache import overall_hit_rate
+
     caches = [c for c in _fresh(snap.components, Kind.CACHE) if c.metrics.get("hits_per_s") is not None]
     layered = [c for c in caches if c.source != "redis"] or caches
     groups: dict[str, list[Component]] = {}
@@ -88,10 +90,10 @@ def cache_hit_rate(snap: Snapshot) -> tuple[float | None, str | None]:
         groups.setdefault(f"{c.target}/{c.name}", []).append(c)
     hits = lookups = 0.0
     for layers in groups.values():
-        layer_hits = sum(c.metrics.get("hits_per_s") or 0.0 for c in layers)
-        deepest = min(layers, key=lambda c: (c.metrics.get("hits_per_s") or 0.0) + (c.metrics.get("misses_per_s") or 0.0))
-        hits += layer_hits
-        lookups += layer_hits + (deepest.metrics.get("misses_per_s") or 0.0)
+        rate, volume = overall_hit_rate(layers)
+        if rate is not None:
+            hits += rate * volume
+            lookups += volume
     if lookups <= 0:
         return None, "no cache lookups in the window"
     return hits / lookups, f"{lookups:.1f} lookups/s"

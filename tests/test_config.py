@@ -567,3 +567,11 @@ def test_environment_overrides_the_file_and_flags_override_the_environment(write
     from_flag = run_cli("--interval", "2s", "config", "check", "--config", str(path),
                         env={"SCALEDASH_INTERVAL": "3s"})
     assert "interval 2s" in from_flag.out, from_flag.text
+
+
+def test_a_cache_can_set_its_own_hit_rate_floor_within_0_and_1():
+    ok = config.validate({"cache": [{"name": "r", "url": "redis://127.0.0.1:1/0", "min_hit_rate": 0.5}]})
+    assert ok.caches[0].min_hit_rate == 0.5
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate({"cache": [{"name": "r", "url": "redis://127.0.0.1:1/0", "min_hit_rate": 1.5}]})
+    assert "cache[0].min_hit_rate" in caught.value.problems[0]

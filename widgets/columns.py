@@ -37,11 +37,12 @@ class RowContext:
     read_share: dict[str, float]
     ascii_only: bool = False
     interval: float = 1.0
+    name_width: int = 28
 
 
 def name(c: Component, ctx: RowContext) -> str:
     label = c.name + (f"/{c.detail}" if c.detail else "")
-    return sanitize(label, 28)
+    return sanitize(label, ctx.name_width)
 
 
 def state(c: Component, ctx: RowContext) -> Text:

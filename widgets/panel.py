@@ -8,6 +8,7 @@ the worst states come first and a summary row says what is hidden.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -93,7 +94,10 @@ class ComponentPanel(Vertical):
             self.query_one(".panel-title", Static).update(Text(title))
 
     def _row_cells(self, c: Component, ctx: RowContext) -> list:
-        return [column.cell(c, ctx) for column in self._columns()]
+        columns = self._columns()
+        # Names longer than their column end in an ellipsis instead of being cut silently.
+        ctx = replace(ctx, name_width=max(columns[0].width - 1, 4))
+        return [column.cell(c, ctx) for column in columns]
 
     def _apply(self, rows: dict[str, list]) -> None:
         table = self.table

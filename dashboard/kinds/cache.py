@@ -26,7 +26,11 @@ def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
         "evictions_per_s": counter_rate(cur, prev, dt, "evictions"),
         "invalidations_per_s": counter_rate(cur, prev, dt, "invalidations"),
         "memory_bytes": f.get("memory_bytes"),
+        "min_hit_rate": f.get("min_hit_rate"),
     }
+
+
+MIN_LOOKUPS_PER_S = 1.0     # below this a window's hit rate is noise, not a signal
 
 
 def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
@@ -34,11 +38,51 @@ def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
     if bad:
         return State.DEGRADED, bad
     hit_rate = m.get("hit_rate")
-    if hit_rate is not None and hit_rate < t.cache_hit_rate:
-        return State.DEGRADED, f"hit rate {hit_rate:.0%} < {t.cache_hit_rate:.0%}"
+    floor = m["min_hit_rate"] if m.get("min_hit_rate") is not None else t.cache_hit_rate
+    lookups = (m.get("hits_per_s") or 0.0) + (m.get("misses_per_s") or 0.0)
     if hit_rate is None and m.get("hits_per_s") is not None:
         return State.OK, "no lookups in the window"
+    if hit_rate is not None and lookups < MIN_LOOKUPS_PER_S:
+        return State.OK, "too few lookups to judge the hit rate"
+    if hit_rate is not None and hit_rate < floor:
+        return State.DEGRADED, f"hit rate {hit_rate:.0%} < {floor:.0%}"
     return State.OK, None
+
+
+def overall_hit_rate(layers: list) -> tuple[float | None, float]:
+    """Hits over lookups across the layers of one cache, each request counted once:
+    a miss in one layer is a lookup in the next, so only the deepest layer's misses
+    are final. Returns (hit rate, lookups per second)."""
+    def lookups(c) -> float:
+        return (c.metrics.get("hits_per_s") or 0.0) + (c.metrics.get("misses_per_s") or 0.0)
+
+    hits = sum(c.metrics.get("hits_per_s") or 0.0 for c in layers)
+    deepest = min(layers, key=lookups)
+    total = hits + (deepest.metrics.get("misses_per_s") or 0.0)
+    return (hits / total if total > 0 else None), total
+
+
+def relate(components: list, t: Thresholds) -> list:
+    """Judge a multi-layer cache by its overall hit rate, not layer by layer: a deeper
+    layer only sees the misses above it, so its own hit rate says little."""
+    from dataclasses import replace
+
+    groups: dict[tuple[str, str], list] = {}
+    for c in components:
+        if c.kind.value == "cache" and c.detail:
+            groups.setdefault((c.target, c.name), []).append(c)
+    judged = {}
+    for layers in groups.values():
+        if len(layers) < 2 or any(c.state not in (State.OK, State.DEGRADED) for c in layers):
+            continue
+        overall, volume = overall_hit_rate(layers)
+        for c in layers:
+            metrics = dict(c.metrics, overall_hit_rate=overall)
+            state, reason = State.OK, None
+            if overall is not None and volume >= MIN_LOOKUPS_PER_S and overall < t.cache_hit_rate:
+                state, reason = State.DEGRADED, f"overall hit rate {overall:.0%} < {t.cache_hit_rate:.0%}"
+            judged[id(c)] = replace(c, metrics=metrics, state=state, reason=reason)
+    return [judged.get(id(c), c) for c in components]
 
 
 def brief(m: dict) -> str:

@@ -66,7 +66,8 @@ class RedisProbe:
         except BaseException:
             await self.close()
             raise
-        return [Reading(Kind.CACHE, self.target, self._figures(info), detail=None)]
+        figures = dict(self._figures(info), min_hit_rate=self._config.min_hit_rate)
+        return [Reading(Kind.CACHE, self.target, figures, detail=None)]
 
     @staticmethod
     def _figures(info: dict) -> dict:
