@@ -73,6 +73,18 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> Run:
 
 
 @pytest.fixture
+def isolated_secrets():
+    """Secrets registered by the test are forgotten afterwards, earlier ones kept."""
+    from dashboard import redact
+
+    saved = set(redact._known)
+    yield
+    with redact._known_lock:
+        redact._known.clear()
+        redact._known.update(saved)
+
+
+@pytest.fixture
 def write_config(tmp_path) -> Callable[[str], Path]:
     def write(text: str, name: str = "scaledash.toml") -> Path:
         path = tmp_path / name

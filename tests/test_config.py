@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY, run_cli
-from dashboard import config, redact
+from dashboard import config
 from dashboard.config import ConfigError, parse_duration, read_document, validate
 from dashboard.output import EXIT_UNKNOWN
 
@@ -67,15 +67,6 @@ command = ["pytest", "-q"]
 target = "db"
 """
 
-
-@pytest.fixture
-def isolated_secrets():
-    """Secrets registered by the test are forgotten afterwards, earlier ones kept."""
-    saved = set(redact._known)
-    yield
-    with redact._known_lock:
-        redact._known.clear()
-        redact._known.update(saved)
 
 
 def _problems(text: str, overrides: dict | None = None) -> list[str]:

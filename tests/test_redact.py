@@ -22,15 +22,6 @@ from dashboard.config import ReplicaTarget, Secret
 from dashboard.redact import MASK, describe_error, safe_message, sanitize
 
 
-@pytest.fixture
-def isolated_secrets():
-    """Secrets registered by the test are forgotten afterwards, earlier ones kept."""
-    saved = set(redact._known)
-    yield
-    with redact._known_lock:
-        redact._known.clear()
-        redact._known.update(saved)
-
 
 def _has_control_or_bidi(text: str) -> bool:
     bidi = {"\u200e", "\u200f", "\u061c", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}

@@ -7,7 +7,6 @@ test_tui_live.py.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -130,7 +129,7 @@ async def test_suite_and_drill_keys_are_reserved_and_say_so_in_read_only_mode():
 
 async def test_command_palette_offers_the_same_actions_as_the_keys():
     app = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40)):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for description in ("Pause/resume", "Refresh now", "Filter", "Slower", "Faster", "Help"):
             assert description in titles

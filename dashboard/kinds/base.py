@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from dashboard.model import Reading
+from dashboard.model import Reading, State
 
 
 def number(value: Any) -> float | None:
@@ -101,6 +101,12 @@ def non_finite(metrics: Mapping[str, Any]) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
             return f"non-finite value {key}={format_float(value)}"
     return None
+
+
+def assess_finite(m: Mapping[str, Any], t: object) -> tuple[State, str | None]:
+    """For kinds without thresholds of their own: only a non-finite figure is DEGRADED."""
+    bad = non_finite(m)
+    return (State.DEGRADED, bad) if bad else (State.OK, None)
 
 
 def format_float(value: float) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dashboard import format as fmt
-from dashboard.config import Thresholds
-from dashboard.kinds.base import counter_rate, histogram_delta, histogram_quantile, non_finite, ratio
-from dashboard.model import Reading, State
+from dashboard.kinds.base import assess_finite, counter_rate, histogram_delta, histogram_quantile, ratio
+from dashboard.model import Reading
 
 METRIC_KEYS = ("messages_in_per_s", "frames_out_per_s", "reduction", "avg_batch_size", "flush_p95_ms")
 
@@ -28,11 +27,7 @@ def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
     }
 
 
-def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
-    bad = non_finite(m)
-    if bad:
-        return State.DEGRADED, bad
-    return State.OK, None
+assess = assess_finite
 
 
 def brief(m: dict) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dashboard import format as fmt
-from dashboard.config import Thresholds
-from dashboard.kinds.base import non_finite, ratio
-from dashboard.model import Reading, State
+from dashboard.kinds.base import assess_finite, ratio
+from dashboard.model import Reading
 
 METRIC_KEYS = ("cache_status", "hit_rate", "latency_ms")
 
@@ -21,11 +20,7 @@ def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
     }
 
 
-def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
-    bad = non_finite(m)
-    if bad:
-        return State.DEGRADED, bad
-    return State.OK, None
+assess = assess_finite
 
 
 def brief(m: dict) -> str:

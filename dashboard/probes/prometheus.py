@@ -15,7 +15,7 @@ import json
 import threading
 
 from dashboard.config import SourceTarget
-from dashboard.model import Failure, Kind, Reading, State
+from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
 from dashboard.presets.base import Series
 from dashboard.probes.base import ProbeError

@@ -612,7 +612,7 @@ def report(startup: dict[str, Startup], sizes: list[Steady], soak: Steady, minut
 
     g_sd, g_pa = growth(sd_1, sd_end), growth(pa_1, pa_end)
     gfmt = lambda g, v: "-" if g is None else f"{g:+.1f} MB ({g / v * 100:+.1f} %)"  # noqa: E731
-    rows.append((f"RSS growth 1 min -> end", gfmt(g_sd, sd_1), gfmt(g_pa, pa_1),
+    rows.append(("RSS growth 1 min -> end", gfmt(g_sd, sd_1), gfmt(g_pa, pa_1),
                  f"flat (within {FLAT_TOLERANCE * 100:.0f} %)",
                  met(None if g_sd is None else abs(g_sd) <= FLAT_TOLERANCE * sd_1)))
     out = [table(rows, ("metric", "scaledash", "pg_activity", "goal", "met?"))]
