@@ -29,7 +29,7 @@ from widgets.event_log import EventLog
 from widgets.panel import ComponentPanel, ComponentSelected
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
-WIDE_WIDTH, THREE_COLUMNS_WIDTH = 150, 240
+WIDE_WIDTH, THREE_COLUMNS_WIDTH = 160, 240
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 

@@ -14,7 +14,7 @@ import collections
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from dashboard import kpi
@@ -312,13 +312,17 @@ class Engine:
     def snapshot(self) -> Snapshot:
         """The current picture, built fresh; safe to hand to any consumer."""
         now = self.clock()
-        components, service, sources = [], [], []
+        rows, service, sources = [], [], []
         for t in self.targets:
             for track in t.tracks.values():
                 comp = self._component(t, track, now)
-                (service if track.kind is Kind.SERVICE else components).append(comp)
+                if track.kind is Kind.SERVICE:
+                    service.append(comp)
+                else:
+                    rows.append((t, track, comp))
             sources.append(self._source_status(t, now))
-        components = cache_kind.relate(components, self.thresholds)
+        judged = cache_kind.relate([comp for _, _, comp in rows], self.thresholds)
+        components = [self._note_transition(t, track, comp, now) for (t, track, _), comp in zip(rows, judged)]
         # Only direct probes name distinct nodes; an exporter's row describes one of them.
         writable = [c.name for c in components if c.kind is Kind.REPLICA and c.source == "postgres"
                     and c.metrics.get("writable") and c.state not in (State.DOWN, State.STALE, State.ERROR)]
@@ -329,20 +333,24 @@ class Engine:
                         kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners)
         return kpi.with_kpis(snap, self)
 
+    def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
+        """Log a change of the state shown, and stamp how long the row has been in it."""
+        if comp.state is not track.shown_state:
+            if track.shown_state is not State.UNKNOWN or comp.state is not State.UNKNOWN:
+                self.events.append(Event(self.wall(), t.probe.target,
+                                         f"{track.kind.value} {_label(comp)}: {track.shown_state.value} -> "
+                                         f"{comp.state.value}" + (f" ({comp.reason})" if comp.reason else ""),
+                                         comp.state))
+            track.shown_state, track.since = comp.state, now
+        return replace(comp, since_s=round(now - track.since, 3) if track.since is not None else None)
+
     def _component(self, t: Target, track: Track, now: float) -> Component:
         state, reason = self._component_state(t, track, now)
-        if state is not track.shown_state:
-            if track.shown_state is not State.UNKNOWN or state is not State.UNKNOWN:
-                self.events.append(Event(self.wall(), t.probe.target,
-                                         f"{track.kind.value} {track.name}: {track.shown_state.value} -> "
-                                         f"{state.value}" + (f" ({reason})" if reason else ""), state))
-            track.shown_state, track.since = state, now
         history = {k: tuple(v) for k, v in track.history.items()}
         return Component(
             kind=track.kind, name=track.name, state=state, reason=reason, source=t.probe.source,
             target=t.probe.target, age_s=round(now - track.read_at, 3) if track.read_at is not None else None,
             metrics=dict(track.metrics), detail=track.detail,
-            since_s=round(now - track.since, 3) if track.since is not None else None,
             last_error=t.last_error, next_probe_in_s=self._next_in(t, now), history=history,
         )
 
@@ -371,6 +379,10 @@ class Engine:
 def _timeout_failure(probe: Probe) -> Failure:
     """A metric source that does not answer is an ERROR of that source, not a DOWN target."""
     return getattr(probe, "timeout_failure", Failure.DOWN)
+
+
+def _label(c: Component) -> str:
+    return c.name + (f"/{c.detail}" if c.detail else "")
 
 
 def _swallow(task: asyncio.Task) -> None:

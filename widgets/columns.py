@@ -1,6 +1,6 @@
 """One row renderer per component kind: its columns and how a Component fills them.
 
-A column is (key, header, width, cell function, wide_only). Cells are rich Text built
+A column is (key, header, width, cell function). Cells are rich Text built
 from sanitised strings, never markup: remote names such as "[/bold]" show literally.
 Adding a kind means one list here and one line in COLUMNS.
 """
@@ -27,7 +27,6 @@ class Column:
     header: str
     width: int
     cell: Cell
-    wide_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def state(c: Component, ctx: RowContext) -> Text:
     return state_text(c.state, c.age_s, ctx.interval)
 
 
-SOURCES = {"postgres": "pg", "redis": "redis", "scrape": "scrape", "prometheus": "prom", "http": "http"}
+SOURCES = {"postgres": "pg", "redis": "rds", "scrape": "scr", "prometheus": "prom", "http": "http"}
 
 
 def source(c: Component, ctx: RowContext) -> str:
@@ -67,7 +66,13 @@ def history(key: str, width: int, lo: float | None = None, hi: float | None = No
 def lag(c: Component, ctx: RowContext) -> str:
     if c.metrics.get("role") == "primary":
         return "-"
+    if c.metrics.get("lag_bytes") is None and c.metrics.get("lag_seconds") is None:
+        return "-"
     return f"{fmt.size(c.metrics.get('lag_bytes'))} {fmt.seconds(c.metrics.get('lag_seconds'))}"
+
+
+def lag_or_role(c: Component, ctx: RowContext) -> str:
+    return "primary" if c.metrics.get("role") == "primary" else lag(c, ctx)
 
 
 def role(c: Component, ctx: RowContext) -> str:
@@ -104,40 +109,57 @@ def edge_kind(c: Component, ctx: RowContext) -> str:
     return c.kind.value
 
 
+# Wide panels (a terminal of 160 columns or more: two panels of ~79 columns side by side).
 REPLICA = [
     Column("name", "Node", 11, name), Column("state", "State", 10, state), Column("role", "Role", 5, role),
-    Column("lag", "Lag", 13, lag), Column("spark", "Lag trend", 13, history("lag_bytes", 12, lo=0), True),
-    Column("paused", "Replay", 7, paused, True), Column("probe", "Probe", 7, m("latency_ms", fmt.ms), True),
-    Column("reads", "Reads", 6, read_share, True), Column("src", "Src", 5, source, True),
+    Column("lag", "Lag", 13, lag), Column("spark", "Lag trend", 13, history("lag_bytes", 12, lo=0)),
+    Column("paused", "Replay", 7, paused), Column("probe", "Probe", 7, m("latency_ms", fmt.ms)),
+    Column("reads", "Reads", 6, read_share), Column("src", "Src", 5, source),
 ]
 BREAKER = [
     Column("name", "Breaker", 11, name), Column("state", "State", 10, state),
     Column("bstate", "Circuit", 10, breaker_state), Column("fail", "Fail", 7, m("failure_rate", fmt.pct)),
-    Column("calls", "Calls", 8, m("calls_per_s", fmt.rate), True),
-    Column("rej", "Rejected", 9, m("rejected_per_s", fmt.rate), True),
-    Column("since", "For", 7, in_state, True), Column("src", "Src", 6, source, True),
+    Column("calls", "Calls", 8, m("calls_per_s", fmt.rate)), Column("rej", "Rejected", 9, m("rejected_per_s", fmt.rate)),
+    Column("since", "For", 7, in_state), Column("src", "Src", 5, source),
 ]
 CACHE = [
-    Column("name", "Cache", 13, name), Column("state", "State", 10, state),
-    Column("hit", "Hits", 7, m("hit_rate", fmt.pct)),
-    Column("spark", "Hit trend", 13, history("hit_rate", 12, lo=0, hi=1), True),
-    Column("ops", "Ops", 8, m("ops_per_s", fmt.rate)), Column("evict", "Evict", 7, m("evictions", fmt.number), True),
-    Column("mem", "Memory", 9, m("memory_bytes", fmt.size), True), Column("src", "Src", 6, source, True),
+    Column("name", "Cache", 13, name), Column("state", "State", 10, state), Column("hit", "Hits", 7, m("hit_rate", fmt.pct)),
+    Column("spark", "Hit trend", 13, history("hit_rate", 12, lo=0, hi=1)), Column("ops", "Ops", 8, m("ops_per_s", fmt.rate)),
+    Column("evict", "Evict", 7, m("evictions", fmt.number)), Column("mem", "Memory", 9, m("memory_bytes", fmt.size)),
+    Column("src", "Src", 5, source),
 ]
 BATCHER = [
     Column("name", "Batcher", 10, name), Column("state", "State", 10, state),
     Column("in", "In", 8, m("messages_in_per_s", fmt.rate)), Column("out", "Out", 8, m("frames_out_per_s", fmt.rate)),
-    Column("cut", "Cut", 6, m("reduction", fmt.pct)),
-    Column("batch", "Batch", 6, m("avg_batch_size", fmt.number), True),
-    Column("p95", "p95", 8, m("flush_p95_ms", fmt.ms), True), Column("subs", "Subs", 5, m("subscribers", fmt.number), True),
+    Column("cut", "Cut", 7, m("reduction", fmt.pct)), Column("batch", "Batch", 6, m("avg_batch_size", fmt.number)),
+    Column("p95", "p95", 8, m("flush_p95_ms", fmt.ms)), Column("subs", "Subs", 5, m("subscribers", fmt.number)),
+    Column("src", "Src", 5, source),
 ]
 EDGE = [
-    Column("name", "Endpoint", 11, name), Column("state", "State", 10, state), Column("kind", "Kind", 5, edge_kind, True),
+    Column("name", "Endpoint", 11, name), Column("state", "State", 10, state), Column("kind", "Kind", 5, edge_kind),
     Column("status", "HTTP", 5, edge_status), Column("latency", "Time", 8, m("latency_ms", fmt.ms)),
-    Column("spark", "Latency", 13, history("latency_ms", 12, lo=0), True),
-    Column("err", "Err", 6, m("error_rate", fmt.pct)), Column("src", "Src", 6, source, True),
+    Column("spark", "Latency", 13, history("latency_ms", 12, lo=0)), Column("err", "Err", 7, m("error_rate", fmt.pct)),
+    Column("src", "Src", 5, source),
 ]
 
+# Compact panels (80 columns: two panels of 39). Every row still shows its state
+# word and its source; the primary reads "primary" where a replica shows its lag.
+COMPACT = {
+    "replica": [Column("name", "Node", 10, name), Column("state", "State", 9, state),
+                Column("lag", "Lag", 13, lag_or_role), Column("src", "Src", 4, source)],
+    "breaker": [Column("name", "Breaker", 10, name), Column("state", "State", 9, state),
+                Column("bstate", "Circuit", 10, breaker_state), Column("fail", "Fail", 6, m("failure_rate", fmt.pct)),
+                Column("src", "Src", 4, source)],
+    "cache": [Column("name", "Cache", 12, name), Column("state", "State", 9, state),
+              Column("hit", "Hits", 7, m("hit_rate", fmt.pct)), Column("ops", "Ops", 7, m("ops_per_s", fmt.rate)),
+              Column("src", "Src", 4, source)],
+    "batcher": [Column("name", "Batcher", 9, name), Column("state", "State", 9, state),
+                Column("in", "In", 7, m("messages_in_per_s", fmt.rate)), Column("cut", "Cut", 7, m("reduction", fmt.pct)),
+                Column("src", "Src", 4, source)],
+    "edge": [Column("name", "Endpoint", 8, name), Column("state", "State", 9, state),
+             Column("status", "HTTP", 5, edge_status), Column("latency", "Time", 7, m("latency_ms", fmt.ms)),
+             Column("err", "Err", 6, m("error_rate", fmt.pct)), Column("src", "Src", 4, source)],
+}
 COLUMNS: dict[str, list[Column]] = {
     "replica": REPLICA, "breaker": BREAKER, "cache": CACHE, "batcher": BATCHER, "edge": EDGE,
 }
@@ -153,4 +175,4 @@ def severity_order(c: Component) -> tuple:
     return (-c.state.severity, c.name)
 
 
-__all__ = ["COLUMNS", "PANEL_KINDS", "TITLES", "Column", "RowContext", "severity_order", "State"]
+__all__ = ["COLUMNS", "COMPACT", "PANEL_KINDS", "TITLES", "Column", "RowContext", "severity_order", "State"]

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from dashboard.model import Component
-from widgets.columns import COLUMNS, TITLES, RowContext, severity_order
+from widgets.columns import COLUMNS, COMPACT, TITLES, RowContext, severity_order
 from widgets.style import state_text
 
 MORE_KEY = "__more__"
@@ -60,7 +60,7 @@ class ComponentPanel(Vertical):
         return self.query_one(DataTable)
 
     def _columns(self) -> list:
-        return [c for c in COLUMNS[self.panel] if self._wide or not c.wide_only]
+        return COLUMNS[self.panel] if self._wide else COMPACT[self.panel]
 
     def _set_columns(self, wide: bool) -> None:
         self._wide = wide

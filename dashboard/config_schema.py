@@ -1,0 +1,373 @@
+"""Check a parsed TOML document against the config schema and build a `Config`.
+
+Validation collects every problem at once, each with its key path and the value it
+saw, so a user fixes a file in one go. Each [[section]] has one builder that checks
+its table and returns its target; `validate` runs them all and raises one
+ConfigError listing every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
+
+from dashboard import redact
+from dashboard.config_types import (
+    CacheTarget,
+    CdnTarget,
+    Config,
+    ConfigError,
+    EdgeTarget,
+    ReplicaTarget,
+    Secret,
+    SourceTarget,
+    SuiteTarget,
+    Thresholds,
+)
+
+PRESETS = ("scaledash", "resilience4j", "postgres_exporter", "redis_exporter", "supabase")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 1, 0.5, "500ms", "2s" or "1m"; raises ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            number, unit = float(m.group(1)), m.group(2) or "s"
+            return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    raise ValueError("expected a duration such as 1, \"500ms\" or \"2s\"")
+
+
+class _Checker:
+    """Collects problems with their key paths instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def fail(self, path: str, message: str, value: Any = None, show_value: bool = True) -> None:
+        shown = f" (got {_show(value)})" if show_value else ""
+        self.problems.append(f"{path}: {message}{shown}")
+
+    def table(self, path: str, value: Any, allowed: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(path, "expected a table", value)
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.fail(_key_path(path, key), "unknown key", value[key], show_value=False)
+        return value
+
+    def get(self, table: dict, path: str, key: str, kind: type | tuple, default: Any = None,
+            required: bool = False) -> Any:
+        if key not in table:
+            if required:
+                self.fail(_key_path(path, key), "missing required key", show_value=False)
+            return default
+        value = table[key]
+        if isinstance(value, bool) and kind is not bool and bool not in _tuple(kind):
+            self.fail(_key_path(path, key), f"expected {_type_name(kind)}", value)
+            return default
+        if not isinstance(value, kind):
+            self.fail(_key_path(path, key), f"expected {_type_name(kind)}", value)
+            return default
+        return value
+
+    def duration(self, table: dict, path: str, key: str, default: float | None) -> float | None:
+        if key not in table:
+            return default
+        try:
+            seconds = parse_duration(table[key])
+        except ValueError as exc:
+            self.fail(f"{path}{key}", str(exc), table[key])
+            return default
+        if not 0.05 <= seconds <= 3600:
+            self.fail(f"{path}{key}", "must be between 50ms and 1h", table[key])
+            return default
+        return seconds
+
+    def secret(self, path: str, value: Any, is_password: bool = True) -> Secret | str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(path, "expected a string reference such as \"env:NAME\"", "***" if is_password else value)
+            return None
+        if value.startswith("env:"):
+            name = value[4:]
+            if name not in os.environ:
+                self.fail(path, f"environment variable {name} is not set", show_value=False)
+                return None
+            return Secret(os.environ[name], value)
+        if value.startswith("file:"):
+            return self._secret_file(path, value)
+        if not is_password:
+            return value
+        self.warnings.append(f"{path}: inline password in the config file; prefer \"env:NAME\" or \"file:/path\"")
+        return Secret(value, "inline")
+
+    def _secret_file(self, path: str, ref: str) -> Secret | None:
+        file = Path(ref[5:]).expanduser()
+        try:
+            mode = file.stat().st_mode
+            if not stat.S_ISREG(mode):
+                self.fail(path, f"secret file {file} is not a regular file", show_value=False)
+                return None
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                self.fail(path, f"secret file {file} is readable by group or others (chmod 600 {file})",
+                          show_value=False)
+                return None
+            text = file.read_text(encoding="utf-8").strip()
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not UTF-8
+            self.fail(path, f"cannot read secret file {file}: {getattr(exc, 'strerror', None) or exc}",
+                      show_value=False)
+            return None
+        return Secret(text, ref)
+
+
+def _key_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _tuple(kind: type | tuple) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _type_name(kind: type | tuple) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "an array", dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return redact.safe_message(text, 60)
+
+
+def _check_url(c: _Checker, path: str, value: Any, schemes: tuple[str, ...]) -> str | None:
+    if not isinstance(value, str):
+        c.fail(path, "expected a URL string", value)
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        # urlsplit quotes the text after the last ':', part of a password that holds an
+        # unencoded '/', '?' or '#', so its message is not shown as is.
+        reason = "port out of range 0-65535" if "range" in str(exc) else \
+            "cannot parse host and port (percent-encode '/', '?', '#' or '@' in a password)"
+        c.fail(path, f"bad URL: {reason}", value)
+        return None
+    if parts.scheme not in schemes or not parts.hostname:
+        c.fail(path, f"bad URL: expected {' or '.join(s + '://host' for s in schemes)}", value)
+        return None
+    return value
+
+
+def _split_password(c: _Checker, path: str, url: str) -> tuple[str, Secret | None]:
+    """Take an inline password out of a URL so the stored URL can be shown."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    c.warnings.append(f"{path}: inline password in the URL; prefer a password = \"env:NAME\" reference")
+    secret = Secret(unquote(parts.password), "inline")
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}@{host}").geturl(), secret
+
+
+_SECTION_KEYS = {
+    "replica": {"name", "dsn", "password", "max_lag_bytes", "max_lag_seconds"},
+    "cache": {"name", "url", "password", "insecure", "min_hit_rate"},
+    "source": {"name", "scrape", "prometheus", "preset", "username", "password", "rate_window", "job",
+               "insecure"},
+    "edge": {"name", "url", "method", "expect_status", "headers", "insecure"},
+    "cdn": {"name", "url", "headers", "insecure"},
+    "suite": {"name", "command", "cwd"},
+}
+_TOP_KEYS = {"name", "interval", "timeout", "thresholds", "drill", *_SECTION_KEYS}
+
+
+def _replica(c: _Checker, p: str, t: dict) -> ReplicaTarget | None:
+    dsn = _check_url(c, f"{p}.dsn", t["dsn"], ("postgresql", "postgres")) if "dsn" in t \
+        else c.get(t, p, "dsn", str, required=True)
+    password = c.secret(f"{p}.password", t.get("password"))
+    if not dsn:
+        return None
+    dsn, inline = _split_password(c, f"{p}.dsn", dsn)
+    return ReplicaTarget(name=t.get("name", ""), dsn=dsn, password=password or inline)
+
+
+def _cache(c: _Checker, p: str, t: dict) -> CacheTarget | None:
+    url = _check_url(c, f"{p}.url", t.get("url"), ("redis", "rediss")) if "url" in t \
+        else c.get(t, p, "url", str, required=True)
+    password = c.secret(f"{p}.password", t.get("password"))
+    insecure = c.get(t, p, "insecure", bool, False)
+    floor = c.get(t, p, "min_hit_rate", (int, float))
+    if floor is not None and not 0 <= floor <= 1:
+        c.fail(f"{p}.min_hit_rate", "must be a fraction between 0 and 1", floor)
+        floor = None
+    if not url:
+        return None
+    url, inline = _split_password(c, f"{p}.url", url)
+    return CacheTarget(name=t.get("name", ""), url=url, password=password or inline, insecure=insecure,
+                       min_hit_rate=float(floor) if floor is not None else None)
+
+
+def _source(c: _Checker, p: str, t: dict) -> SourceTarget | None:
+    scrape, prom = t.get("scrape"), t.get("prometheus")
+    if (scrape is None) == (prom is None):
+        c.fail(p, "give exactly one of scrape = \"http://.../metrics\" or prometheus = \"http://...\"",
+               show_value=False)
+        return None
+    key = "scrape" if scrape is not None else "prometheus"
+    url = _check_url(c, f"{p}.{key}", t[key], ("http", "https"))
+    preset = c.get(t, p, "preset", str, "scaledash")
+    if preset not in PRESETS:
+        c.fail(f"{p}.preset", f"unknown preset; expected one of {', '.join(PRESETS)}", preset)
+    username = c.get(t, p, "username", str)
+    password = c.secret(f"{p}.password", t.get("password"))
+    rate_window = c.get(t, p, "rate_window", str, "1m")
+    if rate_window and not re.fullmatch(r"\d+[smh]", rate_window):
+        c.fail(f"{p}.rate_window", "expected a PromQL range such as \"1m\"", rate_window)
+    if not url:
+        return None
+    return SourceTarget(name=t.get("name", ""), preset=preset, scrape=url if scrape else None,
+                        prometheus=url if prom else None, username=username, password=password,
+                        rate_window=rate_window, job=c.get(t, p, "job", str),
+                        insecure=c.get(t, p, "insecure", bool, False))
+
+
+def _headers(c: _Checker, p: str, t: dict) -> tuple[tuple[str, str | Secret], ...]:
+    raw = c.get(t, p, "headers", dict, {})
+    out = []
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            c.fail(f"{p}.headers.{key}", "expected a string", value)
+            continue
+        sensitive = key.lower() in ("authorization", "apikey", "x-api-key", "cookie")
+        resolved = c.secret(f"{p}.headers.{key}", value, is_password=sensitive)
+        if resolved is not None:
+            out.append((key, resolved))
+    return tuple(out)
+
+
+def _edge(c: _Checker, p: str, t: dict) -> EdgeTarget | None:
+    url = _check_url(c, f"{p}.url", t.get("url"), ("http", "https")) if "url" in t \
+        else c.get(t, p, "url", str, required=True)
+    method = c.get(t, p, "method", str, "GET").upper()
+    if method not in ("GET", "POST", "HEAD", "PUT", "OPTIONS"):
+        c.fail(f"{p}.method", "expected GET, POST, HEAD, PUT or OPTIONS", method)
+    expect = c.get(t, p, "expect_status", int, 200)
+    if isinstance(expect, int) and not 100 <= expect <= 599:
+        c.fail(f"{p}.expect_status", "must be an HTTP status between 100 and 599", expect)
+    headers = _headers(c, p, t)
+    if not url:
+        return None
+    return EdgeTarget(name=t.get("name", ""), url=url, method=method, expect_status=expect,
+                      headers=headers, insecure=c.get(t, p, "insecure", bool, False))
+
+
+def _cdn(c: _Checker, p: str, t: dict) -> CdnTarget | None:
+    url = _check_url(c, f"{p}.url", t.get("url"), ("http", "https")) if "url" in t \
+        else c.get(t, p, "url", str, required=True)
+    headers = _headers(c, p, t)
+    if not url:
+        return None
+    return CdnTarget(name=t.get("name", ""), url=url, headers=headers,
+                     insecure=c.get(t, p, "insecure", bool, False))
+
+
+def _suite(c: _Checker, p: str, t: dict) -> SuiteTarget | None:
+    command = c.get(t, p, "command", list, required=True)
+    if command is not None and (not command or not all(isinstance(a, str) for a in command)):
+        c.fail(f"{p}.command", "expected a non-empty array of strings", command)
+        command = None
+    cwd = c.get(t, p, "cwd", str)
+    if not command:
+        return None
+    return SuiteTarget(name=t.get("name", ""), command=tuple(command), cwd=cwd)
+
+
+_BUILDERS: dict[str, Callable[[_Checker, str, dict], Any]] = {
+    "replica": _replica, "cache": _cache, "source": _source, "edge": _edge, "cdn": _cdn, "suite": _suite,
+}
+
+
+def _sections(c: _Checker, doc: dict) -> dict[str, list]:
+    built: dict[str, list] = {}
+    names: dict[str, str] = {}
+    for section, builder in _BUILDERS.items():
+        entries = doc.get(section, [])
+        if not isinstance(entries, list):
+            c.fail(section, f"expected an array of tables ([[{section}]])", entries)
+            entries = []
+        built[section] = []
+        for i, entry in enumerate(entries):
+            path = f"{section}[{i}]"
+            table = c.table(path, entry, _SECTION_KEYS[section])
+            if not isinstance(entry, dict):
+                continue
+            name = c.get(table, path, "name", str, required=True)
+            if isinstance(name, str):
+                if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}", name):
+                    c.fail(f"{path}.name", "use letters, digits, '_', '-', '.', ':' (max 63)", name)
+                group = "suite" if section == "suite" else "target"
+                if (group, name) in names:
+                    c.fail(f"{path}.name", f"duplicate name (also {names[(group, name)]})", name)
+                names[(group, name)] = path
+            item = builder(c, path, table)
+            if item is not None and isinstance(name, str):
+                built[section].append(item)
+    return built
+
+
+def _thresholds(c: _Checker, doc: dict) -> Thresholds:
+    t = c.table("thresholds", doc.get("thresholds", {}),
+                {"replica_lag_bytes", "replica_lag_seconds", "cache_hit_rate", "error_rate"})
+    d = Thresholds()
+    lag_bytes = c.get(t, "thresholds", "replica_lag_bytes", int, d.replica_lag_bytes)
+    lag_seconds = c.get(t, "thresholds", "replica_lag_seconds", (int, float), d.replica_lag_seconds)
+    hit = c.get(t, "thresholds", "cache_hit_rate", (int, float), d.cache_hit_rate)
+    err = c.get(t, "thresholds", "error_rate", (int, float), d.error_rate)
+    for key, value in (("cache_hit_rate", hit), ("error_rate", err)):
+        if not 0 <= value <= 1:
+            c.fail(f"thresholds.{key}", "must be a fraction between 0 and 1", value)
+    if lag_bytes < 0 or not lag_seconds >= 0:  # `not >=` also refuses NaN
+        c.fail("thresholds", "lag thresholds must not be negative", show_value=False)
+    return Thresholds(lag_bytes, float(lag_seconds), float(hit), float(err))
+
+
+def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -> Config:
+    """Build a Config from a parsed TOML document; raise ConfigError listing every problem."""
+    c = _Checker()
+    doc = c.table("", doc, _TOP_KEYS) if isinstance(doc, dict) else {}
+    merged = {**doc, **(overrides or {})}
+    interval = c.duration(merged, "", "interval", 1.0)
+    timeout = c.duration(merged, "", "timeout", None)
+    if timeout is None:
+        timeout = round(min(interval * 0.8, 10.0), 3)
+    elif timeout > interval:
+        c.fail("timeout", f"the per-probe deadline must be <= interval ({interval:g}s)", merged.get("timeout"))
+    name = c.get(doc, "", "name", str, Path(path).stem if path != "<config>" else "scaledash")
+    thresholds = _thresholds(c, doc)
+    built = _sections(c, doc)
+    drills = doc.get("drill", [])
+    if not isinstance(drills, list) or not all(isinstance(d, dict) for d in drills):
+        c.fail("drill", "expected an array of tables ([[drill]])", show_value=False)
+        drills = []
+    if c.problems:
+        raise ConfigError(path, c.problems)
+    return Config(path=path, name=name, interval=interval, timeout=timeout, thresholds=thresholds,
+                  replicas=tuple(built["replica"]), caches=tuple(built["cache"]),
+                  sources=tuple(built["source"]), edges=tuple(built["edge"]), cdns=tuple(built["cdn"]),
+                  suites=tuple(built["suite"]), drills=tuple(drills), warnings=tuple(c.warnings))

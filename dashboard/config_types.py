@@ -1,0 +1,145 @@
+"""The values a validated config is made of: targets, thresholds, secrets and errors.
+
+Separate from the loader and the schema checker so both, and every probe and kind
+that only needs a target type, can import them without importing each other.
+Secrets are references (`env:NAME`, `file:/path`); their values live in `Secret`
+objects whose repr and str never show them, and are registered with the redaction
+chokepoint the moment they are read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dashboard import redact
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` lists every reason, one line each."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+    def lines(self) -> list[str]:
+        return [report_line("config error", self.path, p) for p in self.problems]
+
+
+def report_line(kind: str, path: str, problem: str) -> str:
+    """`<kind>: <path>: <key path>: <message>`, with the key path and message redacted apart.
+
+    Redacted as one line, `replica[0].password: environment variable ...` reads as a
+    `password: <value>` pair and loses the first word of its message.
+    """
+    key_path, sep, message = problem.partition(": ")
+    text = f"{kind}: {redact.redact(path)}: {redact.redact(key_path)}{sep}{redact.redact(message)}"
+    return redact.sanitize(text, 1000)
+
+
+class Secret:
+    """A secret value that never shows itself in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value", "origin")
+
+    def __init__(self, value: str, origin: str):
+        self._value = value
+        self.origin = origin          # "env:NAME", "file:/path" or "inline": safe to show
+        redact.register_secret(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.origin}, ***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self.origin)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    replica_lag_bytes: int = 16 * 1024 * 1024
+    replica_lag_seconds: float = 5.0
+    cache_hit_rate: float = 0.80
+    error_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class ReplicaTarget:
+    name: str
+    dsn: str                       # without its password
+    password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class CacheTarget:
+    name: str
+    url: str                       # without its password
+    password: Secret | None = None
+    insecure: bool = False
+    min_hit_rate: float | None = None     # overrides thresholds.cache_hit_rate for this Redis
+
+
+@dataclass(frozen=True)
+class SourceTarget:
+    name: str
+    preset: str
+    scrape: str | None = None
+    prometheus: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    rate_window: str = "1m"
+    job: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class EdgeTarget:
+    name: str
+    url: str
+    method: str = "GET"
+    expect_status: int = 200
+    headers: tuple[tuple[str, str | Secret], ...] = ()
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class CdnTarget:
+    name: str
+    url: str
+    headers: tuple[tuple[str, str | Secret], ...] = ()
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class SuiteTarget:
+    name: str
+    command: tuple[str, ...]
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    name: str
+    interval: float
+    timeout: float
+    thresholds: Thresholds = Thresholds()
+    replicas: tuple[ReplicaTarget, ...] = ()
+    caches: tuple[CacheTarget, ...] = ()
+    sources: tuple[SourceTarget, ...] = ()
+    edges: tuple[EdgeTarget, ...] = ()
+    cdns: tuple[CdnTarget, ...] = ()
+    suites: tuple[SuiteTarget, ...] = ()
+    drills: tuple[dict, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def target_count(self) -> int:
+        return sum(len(t) for t in (self.replicas, self.caches, self.sources, self.edges, self.cdns))
