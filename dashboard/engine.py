@@ -336,7 +336,8 @@ class Engine:
     def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
         """Log a change of the state shown, and stamp how long the row has been in it."""
         if comp.state is not track.shown_state:
-            if track.shown_state is not State.UNKNOWN or comp.state is not State.UNKNOWN:
+            # First data that is OK is not news; everything else is.
+            if track.shown_state is not State.UNKNOWN or comp.state not in (State.UNKNOWN, State.OK):
                 self.events.append(Event(self.wall(), t.probe.target,
                                          f"{track.kind.value} {_label(comp)}: {track.shown_state.value} -> "
                                          f"{comp.state.value}" + (f" ({comp.reason})" if comp.reason else ""),
