@@ -124,3 +124,25 @@ def test_lab_down_stops_everything_even_after_a_crash(disposable_lab):
         assert _port_free(entry.port), f"{entry.name} still holds port {entry.port}"
     assert not disposable_lab.state_path.exists()
     assert run_cli("lab", "status", "--dir", str(disposable_lab.dir)).code == 3
+
+
+@pytest.mark.slow
+def test_without_prometheus_the_lab_still_works_on_direct_scrapes(tmp_path, monkeypatch):
+    from dashboard.lab import servers
+
+    real = servers.find_binary
+    monkeypatch.setattr(servers, "find_binary",
+                        lambda name: None if name.startswith("prometheus") else real(name))
+    the_lab = Lab(tmp_path / "lab")
+    lines: list[str] = []
+    try:
+        the_lab.up(log=lines.append)
+        assert any("prometheus: not installed" in line for line in lines)
+        config = the_lab.config_path.read_text()
+        assert "prometheus =" not in config and "scrape =" in config
+        assert not any(e.name == "prometheus" for e in the_lab.entries())
+        report = _check(the_lab, window="1s")
+        assert any(c["kind"] == "batcher" for c in report["components"])
+        assert all(c["source"] != "prometheus" for c in report["components"])
+    finally:
+        the_lab.down()

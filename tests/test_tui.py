@@ -64,6 +64,18 @@ async def test_rows_that_do_not_fit_become_a_summary_with_the_worst_first():
         assert "r11 " not in text
 
 
+async def test_two_writable_primaries_raise_the_split_brain_banner():
+    from scripted import replica
+
+    app = make_app()
+    app.engine.targets[1].probe.readings = [replica("replica-1", "primary")]   # promoted behind our back
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        text = screen_text(app)
+        assert "2 primaries - possible split-brain: primary, replica-1" in text
+        assert len(app.snapshot.banners) == 1
+
+
 async def test_every_key_does_what_it_says():
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -25,12 +25,12 @@ from conftest import CANARY, ROOT
 GREYS = set(range(232, 256)) | {0, 7, 8, 15, 16, 231}
 
 
-def _spawn(config: str, env: dict, size=(100, 30)) -> tuple[int, int]:
+def _spawn(config: str | None, env: dict, size=(100, 30), args: tuple[str, ...] = ()) -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:  # child: the real CLI, as a user would start it
         os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "dashboard.cli", "--config", config],
-                  {**os.environ, "TERM": "xterm-256color", **env})
+        argv = [sys.executable, "-m", "dashboard.cli", *(["--config", config] if config else []), *args]
+        os.execve(sys.executable, argv, {**os.environ, "TERM": "xterm-256color", **env})
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     return pid, fd
 
@@ -127,3 +127,32 @@ def test_state_words_survive_c_locale_no_color_and_dumb_terminals(dead_target_co
         colours = {int(n) for n in re.findall(r"\x1b\[[0-9;]*?[34]8;5;(\d+)", text)}
         assert colours and colours <= GREYS, sorted(colours - GREYS)
         assert "[38;2;" not in text and "[48;2;" not in text
+
+
+@pytest.mark.slow
+def test_demo_shows_the_lab_and_q_takes_the_lab_down_with_it(tmp_path):
+    from dashboard.lab.stack import Lab
+
+    lab_dir = tmp_path / "demo-lab"
+    pid, fd = _spawn(None, {}, size=(120, 40), args=("demo", "--dir", str(lab_dir)))
+    try:
+        screen = b""
+        deadline = time.monotonic() + 30
+        while b"Batchers (" not in screen and time.monotonic() < deadline:   # the dashboard, not the lab's log
+            screen += _read_for(fd, 0.5)
+        assert b"Batchers (" in screen, screen[-800:]
+        entries = Lab(lab_dir).entries()
+        assert len(entries) >= 7 and all(e.alive() for e in entries)
+        os.write(fd, b"q")
+        _read_for(fd, 3.0)
+        ended = _wait_exit(pid, 20.0)
+        assert ended is not None and os.WEXITSTATUS(ended[0]) == 0
+        assert not any(e.alive() for e in entries), [e.name for e in entries if e.alive()]
+        assert not Lab(lab_dir).state_path.exists()
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        Lab(lab_dir).down()
