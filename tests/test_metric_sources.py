@@ -195,3 +195,24 @@ def test_non_finite_values_from_prometheus_are_never_ok(http):
     assert rows["huge"].state is State.DEGRADED and "+Inf" in rows["huge"].reason
     for name in ("inf", "nan"):
         assert rows[name].state is not State.OK
+
+
+def test_a_prometheus_round_is_one_request_with_every_metric_and_up(http):
+    _fake_prometheus(http, GOOD)
+    engine = _engine({"source": [{"name": "prom", "prometheus": http.url(""), "preset": "scaledash",
+                                  "job": "api"}]})
+    seen: list[str] = []
+    handler = http.routes["/api/v1/query"]
+    http.routes["/api/v1/query"] = lambda request: (seen.append(request["query"]["query"]), handler(request))[1]
+
+    async def scenario():
+        try:
+            return await _rounds(engine, 2, window=0.1)
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())
+    assert len(seen) == 2
+    query = seen[0]
+    assert 'label_replace(rate(circuit_breaker_calls_total{job="api"}[1m]), "__name__"' in query
+    assert 'batcher_flush_seconds_bucket{job="api"}' in query and query.endswith('up{job="api"}')

@@ -23,17 +23,26 @@ from dashboard.probes.http import MAX_BODY_BYTES
 from dashboard.redact import sanitize
 
 
-def _queries(preset, window: str) -> list[tuple[str, str, bool]]:
-    """(metric name as the preset knows it, PromQL, rated) for every metric of a preset."""
-    out = []
+def round_query(preset, window: str, job: str | None) -> tuple[str, dict[str, bool]]:
+    """One PromQL expression for a whole round, and which series names come rated.
+
+    Every metric of the preset, joined with `or`: counters and histogram buckets as
+    rate() with their name put back (rate() drops it, and `or` keeps series apart by
+    their label sets), gauges as they are, and `up`. One HTTP request per round
+    instead of one per metric: the cost of a Prometheus source is mostly requests'.
+    """
+    selector = f'{{job="{job}"}}' if job else ""
+    parts, rated = [], {}
     for spec in preset.METRICS:
-        if spec.type == "counter":
-            out.append((spec.name, f"rate({spec.name}[{window}])", True))
-        elif spec.type == "histogram":
-            out.append((f"{spec.name}_bucket", f"rate({spec.name}_bucket[{window}])", True))
+        if spec.type in ("counter", "histogram"):
+            name = spec.name if spec.type == "counter" else f"{spec.name}_bucket"
+            parts.append(f'label_replace(rate({name}{selector}[{window}]), "__name__", "{name}", "", "")')
+            rated[name] = True
         else:
-            out.append((spec.name, spec.name, False))
-    return out
+            parts.append(f"{spec.name}{selector}")
+            rated[spec.name] = False
+    parts.append(f"up{selector}")
+    return " or ".join(parts), rated
 
 
 class _Envelope(threading.local):
@@ -49,7 +58,7 @@ class PrometheusProbe:
         self.deadline = deadline
         self._config = target
         self._preset = get_preset(target.preset)
-        self._queries = _queries(self._preset, target.rate_window)
+        self._query, self._rated = round_query(self._preset, target.rate_window, target.job)
         self._client = None
         self._envelope = _Envelope()
         self._busy = threading.Lock()
@@ -95,19 +104,21 @@ class PrometheusProbe:
         return response
 
     def _round(self) -> tuple[list[Series], list[float], list[str]]:
-        """Runs in a worker thread: every query of the preset, then `up`."""
+        """Runs in a worker thread: the round's one query (every metric of the preset, and `up`)."""
         import requests
 
         if self._client is None:
             self._client = self._connect()
         self._envelope.warnings = []
         series: list[Series] = []
+        up: list[float] = []
         try:
-            for name, promql, rated in self._queries:
-                for item in self._client.custom_query(promql):
-                    series.extend(_to_series(name, item, rated))
-            up_query = f'up{{job="{self._config.job}"}}' if self._config.job else "up"
-            up = [float(item["value"][1]) for item in self._client.custom_query(up_query)]
+            for item in self._client.custom_query(self._query):
+                name = item.get("metric", {}).get("__name__") if isinstance(item, dict) else None
+                if name == "up":
+                    up.extend(s.value for s in _to_series(name, item, False))
+                elif name in self._rated:
+                    series.extend(_to_series(name, item, self._rated[name]))
         except ProbeError:
             raise
         except requests.Timeout:

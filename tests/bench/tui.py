@@ -24,7 +24,8 @@ terminal's status queries (cursor position, device attributes) like a terminal w
 Phases:
   1. start-up, each program alone at 120x40, alternating, `--starts` times each:
      first output byte, first frame (the end of the burst of output in which the screen
-     first becomes non-blank: chunks < 15 ms apart are one paint), first live data
+     first becomes non-blank: chunks < 15 ms apart are one paint), first live data (the end
+     of the paint that first shows it)
      (scaledash: the primary row shows role "prim" or a replica row shows "repl", which
      come from the server; pg_activity: its header shows the server's version and its
      "Sessions: N/M total" figure). Medians are reported, with min-max.
@@ -91,7 +92,9 @@ REFERENCE = {
 }
 
 # Live data on the screen, i.e. figures that came from the servers.
-SCALEDASH_DATA = re.compile(r"\bprimary\s+\S+\s+prim\b|\breplica-\d\s+\S+\s+repl\b")
+# scaledash: a replica row whose role ("prim"/"primary", "repl") or lag figure ("0 B") came from
+# the server (the columns vary with the terminal width).
+SCALEDASH_DATA = re.compile(r"\bprimary\s+OK\s+prim(ary)?\b|\breplica-\d\s+\S+\s+(repl\b|[\d.]+ ?[KMGT]?i?B\b)")
 PGA_DATA = re.compile(r"PostgreSQL \d+.*Sessions: \d+/\d+ total", re.S)
 
 
@@ -200,6 +203,7 @@ class PtyProgram:
     _save: object = None
     watch_screen: bool = True
     _frame_open: bool = False
+    _data_open: bool = False
     _last_chunk: float = 0.0
     _dcs_carry: bytes = b""
 
@@ -236,17 +240,23 @@ class PtyProgram:
             self._save.write(struct.pack("<dI", now, len(data)) + data)
         if self.first_byte is None:
             self.first_byte = now
-        if self._frame_open and now - self._last_chunk > BURST_GAP:
-            self._frame_open = False            # the first frame's burst of output has ended
+        if now - self._last_chunk > BURST_GAP:
+            self._frame_open = self._data_open = False   # the paint that showed it has ended
         if self._frame_open:
             self.first_frame = now
+        if self._data_open:
+            self.first_data = now
         self._last_chunk = now
         if self.watch_screen or self.first_data is None:
             self._stream.feed(self._strip_dcs(data))
             if self.first_frame is None and any(line.strip() for line in self._screen.display):
                 self.first_frame, self._frame_open = now, True
             if self.first_data is None and self.data_pattern.search(self.screen_text()):
-                self.first_data = now
+                self.first_data, self._data_open = now, True
+
+    def data_shown(self) -> bool:
+        """Live data is on the screen and the paint that brought it has ended."""
+        return self.first_data is not None and time.monotonic() - self.t0 - self._last_chunk > BURST_GAP
 
     def _strip_dcs(self, data: bytes) -> bytes:
         """Drop DCS strings (ESC P ... ESC \\, e.g. XTGETTCAP queries): pyte would print them."""
@@ -332,7 +342,7 @@ def pump(programs: list[PtyProgram], until: float, stop_when: Callable[[], bool]
             timeout = until - now
             if next_tick is not None:
                 timeout = min(timeout, max(0.0, next_tick - now))
-            for key, _ in sel.select(min(timeout, 0.5)):
+            for key, _ in sel.select(min(timeout, 0.05 if stop_when else 0.5)):
                 prog = key.data
                 prog.on_readable()
                 if prog.exited:
@@ -366,6 +376,14 @@ class Setup:
     pga_bin: Path
     xdg: Path
     save_dir: Path | None
+    pycache: Path | None = None    # PYTHONPYCACHEPREFIX for both programs (None: environment as is)
+
+    def env(self) -> dict[str, str]:
+        env = base_env()
+        if self.pycache is not None:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
+        return env
 
 
 def make_program(which: str, setup: Setup, cols: int, rows: int, label: str = "") -> PtyProgram:
@@ -374,9 +392,9 @@ def make_program(which: str, setup: Setup, cols: int, rows: int, label: str = ""
         setup.save_dir.mkdir(parents=True, exist_ok=True)
         save = setup.save_dir / f"{which}-{label or f'{cols}x{rows}'}.bin"
     if which == "scaledash":
-        return PtyProgram("scaledash", [str(SCALEDASH), "--config", str(setup.config)], base_env(),
+        return PtyProgram("scaledash", [str(SCALEDASH), "--config", str(setup.config)], setup.env(),
                           cols, rows, SCALEDASH_DATA, save)
-    env = base_env() | {"PGPASSWORD": setup.pg_password, "XDG_CONFIG_HOME": str(setup.xdg)}
+    env = setup.env() | {"PGPASSWORD": setup.pg_password, "XDG_CONFIG_HOME": str(setup.xdg)}
     argv = [str(setup.pga_bin), "--refresh", "1", "-h", "127.0.0.1", "-p", str(setup.pg_port),
             "-U", "monitor", "-d", "postgres"]
     return PtyProgram("pg_activity", argv, env, cols, rows, PGA_DATA, save)
@@ -431,14 +449,19 @@ class Startup:
 def phase_startup(setup: Setup, starts: int, log) -> dict[str, Startup]:
     results = {"scaledash": Startup(), "pg_activity": Startup()}
     cols, rows = STARTUP_SIZE
-    for i in range(starts):
+    for i in range(-1, starts):          # start -1 is a warm-up (bytecode, page cache): not counted
         for which in ("scaledash", "pg_activity"):
             prog = make_program(which, setup, cols, rows, label=f"start{i + 1}").start()
             try:
-                pump([prog], time.monotonic() + STARTUP_TIMEOUT, stop_when=lambda: prog.first_data is not None)
+                pump([prog], time.monotonic() + STARTUP_TIMEOUT, stop_when=prog.data_shown)
             finally:
                 prog.stop()
             res = results[which]
+            if i < 0:
+                log(f"  warm-up {which:<9} byte {_fmt_s(prog.first_byte)}  frame {_fmt_s(prog.first_frame)}"
+                    f"  data {_fmt_s(prog.first_data)}  (not counted)")
+                time.sleep(0.5)
+                continue
             if prog.first_data is None:
                 res.failures.append(f"start {i + 1}: no live data within {STARTUP_TIMEOUT:.0f}s; "
                                     f"screen:\n{prog.screen_text()}")
@@ -615,6 +638,15 @@ def report(startup: dict[str, Startup], sizes: list[Steady], soak: Steady, minut
     rows.append(("RSS growth 1 min -> end", gfmt(g_sd, sd_1), gfmt(g_pa, pa_1),
                  f"flat (within {FLAT_TOLERANCE * 100:.0f} %)",
                  met(None if g_sd is None else abs(g_sd) <= FLAT_TOLERANCE * sd_1)))
+    # Bounded history and caches may fill for a while and then stay: growth over the second
+    # half of the soak tells a plateau from a leak.
+    half = end_min / 2
+    if half >= 1.0:
+        sd_h, pa_h = rss_at("scaledash", half), rss_at("pg_activity", half)
+        g2_sd, g2_pa = growth(sd_h, sd_end), growth(pa_h, pa_end)
+        rows.append((f"RSS growth, second half ({half:.1f} -> {end_min:.1f} min)", gfmt(g2_sd, sd_h),
+                     gfmt(g2_pa, pa_h), f"flat (within {FLAT_TOLERANCE * 100:.0f} %)",
+                     met(None if g2_sd is None else abs(g2_sd) <= FLAT_TOLERANCE * sd_h)))
     out = [table(rows, ("metric", "scaledash", "pg_activity", "goal", "met?"))]
 
     # RSS over time
@@ -650,6 +682,11 @@ def main() -> int:
     parser.add_argument("--save-output", type=Path, default=None,
                         help="directory to save each pty's raw output (records of <f8 time><u32 len><bytes>)")
     parser.add_argument("--skip-sizes", action="store_true", help="only start-up and the 120x40 soak")
+    parser.add_argument("--as-is", action="store_true",
+                        help="run both programs with this environment's bytecode settings (by default they get "
+                             "a private PYTHONPYCACHEPREFIX, warmed by one uncounted start, as a pip install "
+                             "that compiled its bytecode would; PYTHONDONTWRITEBYTECODE=1 in an editable "
+                             "checkout otherwise recompiles every edited module at every start)")
     args = parser.parse_args()
     minutes = args.minutes if args.minutes is not None else (2.0 if args.quick else 10.0)
     starts = args.starts if args.starts is not None else (2 if args.quick else 5)
@@ -675,7 +712,10 @@ def main() -> int:
         xdg = tmp / "xdg-empty"
         xdg.mkdir()
         setup = Setup(lab.dir, lab.config_path, primary.port,
-                      (lab.dir / "secrets" / "pg_password").read_text().strip(), pga_bin, xdg, args.save_output)
+                      (lab.dir / "secrets" / "pg_password").read_text().strip(), pga_bin, xdg, args.save_output,
+                      None if args.as_is else tmp / "pycache")
+        log("# bytecode: " + ("as in this environment" if args.as_is else
+                              f"private PYTHONPYCACHEPREFIX {setup.pycache}, PYTHONDONTWRITEBYTECODE unset"))
         log(f"# both watch PostgreSQL primary 127.0.0.1:{primary.port}; TERM={TERM}, refresh 1 s")
         time.sleep(2.0)   # let the lab's traffic get going
 
