@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from dashboard.config import Config
 from dashboard.engine import Engine
@@ -27,6 +27,7 @@ from widgets.bars import Banner, KpiBar, TopBar
 from widgets.columns import COLUMNS, PANEL_KINDS, RowContext
 from widgets.event_log import EventLog
 from widgets.panel import ComponentPanel, ComponentSelected
+from widgets.row_table import RowTable
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 WIDE_WIDTH, THREE_COLUMNS_WIDTH = 160, 240
@@ -178,7 +179,7 @@ class ScaledashApp(App):
         field.display = False
         field.disabled = True
         self.filter_text = ""
-        self.query(DataTable).first().focus()
+        self.query(RowTable).first().focus()
         self.refresh_view()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -186,7 +187,7 @@ class ScaledashApp(App):
         self.refresh_view()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query(DataTable).first().focus()
+        self.query(RowTable).first().focus()
 
     def action_pause(self) -> None:
         self.engine.paused = not self.engine.paused

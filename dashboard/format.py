@@ -32,10 +32,19 @@ def size(value: Any) -> str:
     return f"{int(value)} B"
 
 
+# Two significant figures where a third would only flicker: a figure that changes in
+# its last digit every second repaints its line every second, costing bytes on SSH.
+
 def pct(value: Any) -> str:
+    """0.4%, 76%, 99.9%, 100%: decimals only where they carry meaning (errors, uptime)."""
     if (bad := _bad(value)) is not None:
         return bad
-    return f"{value * 100:.1f}%" if value < 0.995 or value > 1 else f"{value * 100:.0f}%"
+    percent = value * 100
+    if percent == 100 or abs(percent) >= 1000:
+        return f"{percent:.0f}%"
+    if percent < 10 or 99 <= percent < 100:
+        return f"{percent:.1f}%"
+    return f"{percent:.0f}%"
 
 
 def rate(value: Any) -> str:
@@ -43,13 +52,13 @@ def rate(value: Any) -> str:
         return bad
     if value >= 1000:
         return f"{value / 1000:.1f}k/s"
-    return f"{value:.1f}/s" if value < 100 else f"{value:.0f}/s"
+    return f"{value:.1f}/s" if value < 10 else f"{value:.0f}/s"
 
 
 def ms(value: Any) -> str:
     if (bad := _bad(value)) is not None:
         return bad
-    return f"{value:.1f}ms" if value < 100 else f"{value:.0f}ms"
+    return f"{value:.1f}ms" if value < 10 else f"{value:.0f}ms"
 
 
 def seconds(value: Any) -> str:

@@ -33,7 +33,9 @@ def chart(values: tuple[float, ...], width: int, ascii_only: bool = False) -> Te
         band_hi = low + (high - low) * row / CHART_HEIGHT
         cells = []
         for v in finite[-width:]:
-            if high == low or v >= band_hi:
+            if high == low:       # a flat series is a baseline, not a wall
+                cells.append(("▁" if not ascii_only else "_") if row == 1 else " ")
+            elif v >= band_hi:
                 cells.append("█" if not ascii_only else "#")
             elif v > band_lo:
                 cells.append(spark([v], 1, band_lo, band_hi, ascii_only))

@@ -49,7 +49,7 @@ async def test_main_screen_shows_every_kind_with_state_words():
         await settle(app, pilot)
         text = screen_text(app)
         for word in ("Replicas", "Breakers", "Caches", "Batchers", "Edge & CDN", "Events",
-                     "replica-2", "DEGRADED", "DOWN", "upstream", "open", "items/memo", "realtime",
+                     "replica-2", "DEGRADED", "DOWN", "upstream", "open", "items/mem", "realtime",
                      "hello", "static", "Offload", "Hits", "Uptime", "pg", "scr", "rds", "http"):
             assert word in text, word
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual.widgets import Static
 
 from dashboard import format as fmt
 from dashboard.model import Kpi, Snapshot
 from widgets.style import STATE_STYLE
+from widgets.text_line import TextLine
 
 
-class TopBar(Static):
+class TopBar(TextLine):
     """Environment, overall state, interval, RO badge, paused badge, clock (minutes)."""
 
     def show(self, name: str, snap: Snapshot | None, interval: float, readonly: bool, paused: bool,
@@ -29,9 +29,7 @@ class TopBar(Static):
         if readonly:
             text.append("  RO", style="bold cyan")
         text.append(f"  {time.strftime('%H:%M', time.localtime(now))}")
-        if text.plain != getattr(self, "_last", None):
-            self._last = text.plain
-            self.update(text)
+        self.set_text(text)
 
 
 def _kpi_value(k: Kpi) -> str:
@@ -42,7 +40,7 @@ def _kpi_value(k: Kpi) -> str:
     return fmt.pct(k.value)
 
 
-class KpiBar(Static):
+class KpiBar(TextLine):
     """The seven targets: measured vs target, with a word (met/MISSED) and a colour."""
 
     def show(self, kpis: tuple[Kpi, ...]) -> None:
@@ -56,17 +54,12 @@ class KpiBar(Static):
                 continue
             text.append(_kpi_value(k), style="bold")
             text.append(" ok" if k.met else " MISS", style="green" if k.met else "bold red")
-        if text.plain != getattr(self, "_last", None):
-            self._last = text.plain
-            self.update(text)
+        self.set_text(text)
 
 
-class Banner(Static):
+class Banner(TextLine):
     """Fleet alarms such as two writable primaries; hidden when there are none."""
 
     def show(self, banners: tuple[str, ...]) -> None:
         self.display = bool(banners)
-        joined = "  ".join(f"!! {b}" for b in banners)
-        if joined != getattr(self, "_last", None):
-            self._last = joined
-            self.update(Text(joined))
+        self.set_text(Text("  ".join(f"!! {b}" for b in banners)))

@@ -146,19 +146,19 @@ EDGE = [
 # word and its source; the primary reads "primary" where a replica shows its lag.
 COMPACT = {
     "replica": [Column("name", "Node", 10, name), Column("state", "State", 9, state),
-                Column("lag", "Lag", 13, lag_or_role), Column("src", "Src", 4, source)],
-    "breaker": [Column("name", "Breaker", 10, name), Column("state", "State", 9, state),
+                Column("lag", "Lag", 13, lag_or_role), Column("src", "Src", 5, source)],
+    "breaker": [Column("name", "Breaker", 9, name), Column("state", "State", 9, state),
                 Column("bstate", "Circuit", 10, breaker_state), Column("fail", "Fail", 6, m("failure_rate", fmt.pct)),
-                Column("src", "Src", 4, source)],
-    "cache": [Column("name", "Cache", 12, name), Column("state", "State", 9, state),
+                Column("src", "Src", 5, source)],
+    "cache": [Column("name", "Cache", 11, name), Column("state", "State", 9, state),
               Column("hit", "Hits", 7, m("hit_rate", fmt.pct)), Column("ops", "Ops", 7, m("ops_per_s", fmt.rate)),
-              Column("src", "Src", 4, source)],
+              Column("src", "Src", 5, source)],
     "batcher": [Column("name", "Batcher", 9, name), Column("state", "State", 9, state),
                 Column("in", "In", 7, m("messages_in_per_s", fmt.rate)), Column("cut", "Cut", 7, m("reduction", fmt.pct)),
-                Column("src", "Src", 4, source)],
-    "edge": [Column("name", "Endpoint", 8, name), Column("state", "State", 9, state),
+                Column("src", "Src", 5, source)],
+    "edge": [Column("name", "Name", 8, name), Column("state", "State", 9, state),
              Column("status", "HTTP", 5, edge_status), Column("latency", "Time", 7, m("latency_ms", fmt.ms)),
-             Column("err", "Err", 6, m("error_rate", fmt.pct)), Column("src", "Src", 4, source)],
+             Column("err", "Err", 5, m("error_rate", fmt.pct)), Column("src", "Src", 5, source)],
 }
 COLUMNS: dict[str, list[Column]] = {
     "replica": REPLICA, "breaker": BREAKER, "cache": CACHE, "batcher": BATCHER, "edge": EDGE,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual.widgets import Static
 
 from dashboard.model import Event
 from dashboard.redact import sanitize
 from widgets.style import STATE_STYLE
+from widgets.text_line import TextLine
 
 
-class EventLog(Static):
+class EventLog(TextLine):
     def show(self, events: tuple[Event, ...], room: int) -> None:
         lines = events[: max(room, 1)]
         key = tuple((e.at, e.message) for e in lines)
@@ -28,4 +28,4 @@ class EventLog(Static):
             text.append(time.strftime("%H:%M:%S ", time.localtime(event.at)), style="dim")
             style = STATE_STYLE.get(event.state, "") if event.state else ""
             text.append(sanitize(event.message, 160), style=style)
-        self.update(text)
+        self.set_text(text)

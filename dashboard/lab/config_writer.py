@@ -28,12 +28,13 @@ timeout = "800ms"
     parts += [_replica(name, port, secrets / "pg_password") for name, port in replica_ports.items()]
     parts.append(f'''
 # This Redis is the second layer of the service's items cache: it only sees what the
-# memory layer missed, so its own hit rate sits lower than the cache's overall one.
+# memory layer missed (the cold keys), so its own hit rate sits well below the cache's
+# overall one (items/* rows, judged together) and swings with a 1 s window.
 [[cache]]
 name = "redis"
 url = "{redis_url}"
 password = "file:{secrets / 'redis_password'}"
-min_hit_rate = 0.5
+min_hit_rate = 0.25
 
 # Client-side response times, cached vs uncached (the cache speed-up KPI); listed
 # before the service so its figure is the one the KPI reads.

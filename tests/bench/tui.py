@@ -26,13 +26,20 @@ Phases:
      first output byte, first frame (the end of the burst of output in which the screen
      first becomes non-blank: chunks < 15 ms apart are one paint), first live data (the end
      of the paint that first shows it)
-     (scaledash: the primary row shows role "prim" or a replica row shows "repl", which
-     come from the server; pg_activity: its header shows the server's version and its
-     "Sessions: N/M total" figure). Medians are reported, with min-max.
+     (scaledash: the primary row shows the role the server reported, "prim"/"primary", or
+     a replica row shows "repl" or a lag figure such as "0 B"; pg_activity: its header
+     shows the server's version and its "Sessions: N/M total" figure). One uncounted
+     warm-up start of each comes first; medians are reported, with min-max.
   2. 80x24 and 200x50, both programs at once: after a warm-up, bytes written to the
      terminal per second and CPU seconds per minute over a steady window.
   3. the soak at 120x40, both at once, `--minutes` long: bytes/s and CPU s/min over the
      window from the warm-up to the end, RSS at 1 minute, every minute, and at the end.
+
+Bytecode: by default both programs get a private PYTHONPYCACHEPREFIX (and no
+PYTHONDONTWRITEBYTECODE), filled by the warm-up start, as after a pip install that
+compiled bytecode; `--as-is` keeps this environment's settings (in an editable checkout
+with PYTHONDONTWRITEBYTECODE=1, every edited module is then recompiled at every start).
+`--save-output DIR` keeps each pty's raw output to analyse what is repainted.
 
 CPU is utime+stime of the process and its live descendants plus what its reaped
 children used (/proc/<pid>/stat); RSS is VmRSS (/proc/<pid>/status) summed over the
@@ -545,8 +552,10 @@ def phase_steady(setup: Setup, cols: int, rows: int, warmup: float, window: floa
                 continue
             result.bytes[p.name] = p.nbytes - base_bytes[p.name]
             result.cpu[p.name] = cpu_seconds(p.pid) - base_cpu[p.name]
-            result.rss[p.name].append(((end - started) / 60, rss_mb(p.pid)))
-            # pyte kept the screen as of the warm-up; render what is there now for the record
+            samples = result.rss[p.name]
+            if samples and (end - started) / 60 - samples[-1][0] < 0.05:
+                samples.pop()       # the last minute's tick fell on the end: one sample, not two
+            samples.append(((end - started) / 60, rss_mb(p.pid)))
         result.loads.append(((end - started) / 60, loadavg()))
     finally:
         for prog in progs:
@@ -704,6 +713,9 @@ def main() -> int:
     lab = Lab(tmp / "lab")
     t_start = time.time()
     log(f"# {scaledash_version()}; {pg_activity_version(pga_bin)}; pyte {_version('pyte')}")
+    newest = max((f for d in ("dashboard", "widgets") for f in (ROOT / d).rglob("*.py")), key=lambda f: f.stat().st_mtime)
+    log(f"# code measured: newest source {newest.relative_to(ROOT)} modified "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(newest.stat().st_mtime))}")
     log(f"# {os.cpu_count()} CPUs; load average at start {loadavg()}; "
         f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
     try:
