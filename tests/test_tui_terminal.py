@@ -51,6 +51,20 @@ def _read_for(fd: int, seconds: float) -> bytes:
     return out
 
 
+def _reap(pid: int, fd: int | None = None) -> None:
+    """Kill and collect the child whatever state it is in; close its terminal."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -93,11 +107,7 @@ def test_ssh_drop_ends_the_process_within_5s_without_spinning(dead_target_config
         _, cpu_total = ended
         assert cpu_total - cpu_before < 1.0, "spun after the terminal closed"
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        _reap(pid)
     assert CANARY.encode() not in screen
 
 
@@ -110,15 +120,7 @@ def test_state_words_survive_c_locale_no_color_and_dumb_terminals(dead_target_co
         os.kill(pid, signal.SIGTERM)
         _wait_exit(pid, 5.0)
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        _reap(pid, fd)
     text = screen.decode("utf-8", "replace")
     assert "Traceback" not in text and "UnicodeEncodeError" not in text
     assert "DOWN" in text and "Replicas" in text
@@ -150,9 +152,5 @@ def test_demo_shows_the_lab_and_q_takes_the_lab_down_with_it(tmp_path):
         assert not any(e.alive() for e in entries), [e.name for e in entries if e.alive()]
         assert not Lab(lab_dir).state_path.exists()
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        _reap(pid)
         Lab(lab_dir).down()
