@@ -29,6 +29,7 @@ BACKOFF_CAP_S = 30.0
 DOWN_AFTER = 2            # consecutive failures before DOWN (hysteresis)
 CANCEL_GRACE_S = 0.2      # how long a cancelled probe gets to clean up before we move on
 HISTORY_LEN = 120
+RATE_WINDOW_S = 5.0       # rates and windowed hit rates span up to this much history
 EVENTS_LEN = 200
 
 # Figures kept as history per kind, for sparklines and the detail screen.
@@ -54,6 +55,7 @@ class Track:
     read_at: float | None = None
     prev_reading: Reading | None = None
     prev_at: float | None = None
+    earlier: collections.deque = field(default_factory=lambda: collections.deque(maxlen=64))
     metrics: dict = field(default_factory=dict)
     state: State = State.UNKNOWN
     reason: str | None = None
@@ -241,7 +243,13 @@ class Engine:
         if track is None:
             track = t.tracks[key] = Track(reading.kind, reading.name, reading.detail)
         if track.reading is not None:
-            track.prev_reading, track.prev_at = track.reading, track.read_at
+            track.earlier.append((track.read_at, track.reading))
+        # Rates span up to RATE_WINDOW_S of readings, not just the last interval: a
+        # 1 s window of a quiet cache flaps around its threshold and flickers on screen.
+        while len(track.earlier) > 1 and at - track.earlier[0][0] > RATE_WINDOW_S:
+            track.earlier.popleft()
+        if track.earlier:
+            track.prev_at, track.prev_reading = track.earlier[0]
         track.reading, track.read_at = reading, at
         dt = (at - track.prev_at) if track.prev_at is not None else None
         module = KINDS[reading.kind]

@@ -93,3 +93,31 @@ def test_edge_error_rate_from_direct_probes_and_from_metrics():
     metered = _rates(edge, {"invocations_total": 0, "errors_total": 0},
                      {"invocations_total": 1000, "errors_total": 5}, kind=Kind.EDGE)
     assert metered["error_rate"] == pytest.approx(0.005) and edge.assess(metered, T)[0] is State.OK
+
+
+def test_engine_rates_span_a_few_seconds_of_readings_not_one_interval():
+    import asyncio
+
+    from dashboard.config import validate
+    from dashboard.engine import Engine
+    from scripted import Clock, ScriptedProbe
+
+    series = iter([(0, 0), (10, 0), (20, 0), (30, 0), (40, 10)])
+
+    class Counting(ScriptedProbe):
+        async def collect(self):
+            hits, misses = next(series)
+            return [Reading(Kind.CACHE, "c", {"hits_total": hits, "misses_total": misses})]
+
+    clock = Clock()
+    engine = Engine(validate({"interval": "1s"}), [Counting("c", "redis", [], Kind.CACHE)], clock=clock)
+
+    async def rounds():
+        for _ in range(5):
+            await engine.poll_round()
+            clock.now += 1.0
+
+    asyncio.run(rounds())
+    cache = engine.snapshot().components[0]
+    assert cache.metrics["hit_rate"] == pytest.approx(0.8)       # 40 of 50 over 4 s, not 10 of 20 over 1 s
+    assert cache.metrics["hits_per_s"] == pytest.approx(10.0)
