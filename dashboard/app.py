@@ -32,6 +32,7 @@ from widgets.row_table import RowTable
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 WIDE_WIDTH, THREE_COLUMNS_WIDTH = 160, 240
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+SPARK_EVERY = 5          # ticks between sparkline redraws: a shifting trend repaints its row
 
 
 class ScaledashApp(App):
@@ -64,6 +65,7 @@ class ScaledashApp(App):
         self.filter_text = ""
         self.ascii_only = os.environ.get("TERM") == "dumb"
         self._timer = None
+        self._ticks = 0
 
     # ------------------------------------------------------------------ layout
 
@@ -134,7 +136,9 @@ class ScaledashApp(App):
         self.query_one(KpiBar).show(snap.kpis)
         if self.screen.has_class("too-small"):
             return
-        ctx = RowContext(read_share=read_shares(snap), ascii_only=self.ascii_only, interval=self.engine.interval)
+        self._ticks += 1
+        ctx = RowContext(read_share=read_shares(snap), ascii_only=self.ascii_only, interval=self.engine.interval,
+                         redraw_trends=self._ticks % SPARK_EVERY == 1)
         wide = self.size.width >= WIDE_WIDTH
         for panel in self.query(ComponentPanel):
             rows = [c for c in snap.components if c.kind in PANEL_KINDS[panel.panel] and self._matches(c)]

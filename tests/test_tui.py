@@ -261,3 +261,30 @@ def test_detail_screen_snapshot(snap_compare):
 def test_help_screen_snapshot(snap_compare):
     app = make_app()
     assert snap_compare(app, terminal_size=(100, 30), press=["question_mark"])
+
+
+async def test_sparklines_move_only_every_few_ticks_so_their_rows_stay_quiet():
+    from dataclasses import replace as swap
+
+    from dashboard.app import SPARK_EVERY
+    from widgets.row_table import RowTable
+
+    app = make_app()
+    cdn = next(t.probe for t in app.engine.targets if t.probe.target == "static")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#table-edge", RowTable)
+
+        def static_line() -> str:
+            return next(line.plain for key, line in zip(table._keys, table._lines) if "static" in key)
+
+        first = static_line()
+        cdn.readings = [swap(r, figures={**r.figures, "latency_ms": 300.0}) for r in cdn.readings]
+        await advance(app.engine, 1)
+        app.refresh_view()
+        held = static_line()
+        assert "300ms" in held and held.split("300ms")[1][:14] == first.split("3.0ms")[1][:14]
+        for _ in range(SPARK_EVERY - 1):
+            await advance(app.engine, 1)
+            app.refresh_view()
+        assert static_line().split("300ms")[1][:14] != held.split("300ms")[1][:14]

@@ -37,6 +37,7 @@ class RowContext:
     ascii_only: bool = False
     interval: float = 1.0
     name_width: int = 28
+    redraw_trends: bool = True     # sparklines move only on some ticks (see SPARK_EVERY)
 
 
 def name(c: Component, ctx: RowContext) -> str:
@@ -60,7 +61,18 @@ def m(key: str, formatter: Callable) -> Cell:
 
 
 def history(key: str, width: int, lo: float | None = None, hi: float | None = None) -> Cell:
-    return lambda c, ctx: spark(c.history.get(key, ()), width, lo, hi, ctx.ascii_only)
+    return Trend(lambda c, ctx: spark(c.history.get(key, ()), width, lo, hi, ctx.ascii_only))
+
+
+class Trend:
+    """A sparkline cell. A sparkline shifts every tick, which would repaint its whole
+    row every second; panels redraw trends only every few ticks (RowContext)."""
+
+    def __init__(self, draw: Callable[[Component, "RowContext"], str]):
+        self.draw = draw
+
+    def __call__(self, c: Component, ctx: "RowContext") -> str:
+        return self.draw(c, ctx)
 
 
 def lag(c: Component, ctx: RowContext) -> str:

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from dashboard.model import Component
-from widgets.columns import COLUMNS, COMPACT, TITLES, RowContext, severity_order
+from widgets.columns import COLUMNS, COMPACT, TITLES, RowContext, Trend, severity_order
 from widgets.row_table import RowTable
 from widgets.style import state_text
 
@@ -46,6 +46,7 @@ class ComponentPanel(Vertical):
         self.panel = panel
         self._wide: bool | None = None
         self._title: str | None = None
+        self._trends: dict[tuple[str, int], Text] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(TITLES[self.panel], classes="panel-title")
@@ -62,6 +63,7 @@ class ComponentPanel(Vertical):
         """Draw `components` in at most `room` rows (a summary row takes the last one)."""
         if wide != self._wide:
             self._wide = wide
+            self._trends.clear()
             columns = self._columns()
             self.table.set_columns([c.header for c in columns], [c.width for c in columns])
         shown = components
@@ -88,7 +90,17 @@ class ComponentPanel(Vertical):
         columns = self._columns()
         # Names longer than their column end in an ellipsis instead of being cut silently.
         ctx = replace(ctx, name_width=max(columns[0].width - 1, 4))
-        return [_as_text(column.cell(c, ctx)) for column in columns]
+        key = component_key(c)
+        cells = []
+        for i, column in enumerate(columns):
+            if isinstance(column.cell, Trend) and not ctx.redraw_trends and (key, i) in self._trends:
+                cells.append(self._trends[(key, i)])
+                continue
+            cell = _as_text(column.cell(c, ctx))
+            if isinstance(column.cell, Trend):
+                self._trends[(key, i)] = cell
+            cells.append(cell)
+        return cells
 
     def on_row_table_selected(self, event: RowTable.Selected) -> None:
         event.stop()
