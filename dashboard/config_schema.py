@@ -186,12 +186,12 @@ def _split_password(c: _Checker, path: str, url: str) -> tuple[str, Secret | Non
 
 
 _SECTION_KEYS = {
-    "replica": {"name", "dsn", "password", "max_lag_bytes", "max_lag_seconds"},
-    "cache": {"name", "url", "password", "insecure", "min_hit_rate"},
+    "replica": {"name", "dsn", "password", "max_lag_bytes", "max_lag_seconds", "interval"},
+    "cache": {"name", "url", "password", "insecure", "min_hit_rate", "interval"},
     "source": {"name", "scrape", "prometheus", "preset", "username", "password", "rate_window", "job",
-               "insecure"},
-    "edge": {"name", "url", "method", "expect_status", "headers", "insecure"},
-    "cdn": {"name", "url", "headers", "insecure"},
+               "insecure", "interval"},
+    "edge": {"name", "url", "method", "expect_status", "headers", "insecure", "interval"},
+    "cdn": {"name", "url", "headers", "insecure", "interval"},
     "suite": {"name", "command", "cwd"},
 }
 _TOP_KEYS = {"name", "interval", "timeout", "thresholds", "drill", *_SECTION_KEYS}
@@ -326,6 +326,10 @@ def _sections(c: _Checker, doc: dict) -> dict[str, list]:
                     c.fail(f"{path}.name", f"duplicate name (also {names[(group, name)]})", name)
                 names[(group, name)] = path
             item = builder(c, path, table)
+            if section != "suite" and "interval" in table:
+                own = c.duration(table, f"{path}.", "interval", None)
+                if own is not None and isinstance(name, str):
+                    built.setdefault("intervals", {})[name] = own
             if item is not None and isinstance(name, str):
                 built[section].append(item)
     return built
@@ -370,4 +374,5 @@ def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -
     return Config(path=path, name=name, interval=interval, timeout=timeout, thresholds=thresholds,
                   replicas=tuple(built["replica"]), caches=tuple(built["cache"]),
                   sources=tuple(built["source"]), edges=tuple(built["edge"]), cdns=tuple(built["cdn"]),
-                  suites=tuple(built["suite"]), drills=tuple(drills), warnings=tuple(c.warnings))
+                  suites=tuple(built["suite"]), drills=tuple(drills), warnings=tuple(c.warnings),
+                  intervals=dict(built.get("intervals", {})))

@@ -9,7 +9,7 @@ chokepoint the moment they are read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dashboard import redact
 
@@ -139,6 +139,10 @@ class Config:
     suites: tuple[SuiteTarget, ...] = ()
     drills: tuple[dict, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Per-target poll intervals (`interval` in a target's table); a target never polls
+    # faster than the global interval. Slow sources (Prometheus, CDNs) need not be hit
+    # every second.
+    intervals: dict = field(default_factory=dict)
 
     @property
     def target_count(self) -> int:

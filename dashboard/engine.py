@@ -164,8 +164,12 @@ class Engine:
             t.next_due = min(t.next_due, now)
             t.wake.set()
 
+    def interval_of(self, t: Target) -> float:
+        """A target's own interval when it has one, never faster than the global one."""
+        return max(getattr(t.probe, "interval", None) or 0.0, self.interval)
+
     def _next_due(self, t: Target, started: float, finished: float) -> float:
-        p = self.interval
+        p = self.interval_of(t)
         if t.failures >= DOWN_AFTER:
             # The exponent is capped too: after ~1000 failures (hours down) 2**n overflows a float.
             backoff = min(BACKOFF_CAP_S, p * 2 ** min(t.failures - DOWN_AFTER + 1, 32))
@@ -299,7 +303,7 @@ class Engine:
             # One failure is not DOWN yet (hysteresis), but the figures are no longer fresh.
             return State.STALE, f"last probe failed: {t.last_error} (DOWN if the next one fails)"
         age = now - track.read_at
-        if age > 2 * self.interval:
+        if age > 2 * self.interval_of(t):
             why = f"no fresh data for {age:.1f}s"
             return State.STALE, f"{why}: {t.last_error}" if t.last_error and t.failures else why
         return track.state, track.reason
@@ -312,7 +316,7 @@ class Engine:
             if sample.failure is Failure.DOWN:
                 if t.failures >= DOWN_AFTER:
                     return State.DOWN, t.last_error
-                return (State.STALE if t.last_ok_at is None or now - t.last_ok_at > 2 * self.interval
+                return (State.STALE if t.last_ok_at is None or now - t.last_ok_at > 2 * self.interval_of(t)
                         else State.OK), t.last_error
             return (State.ERROR if sample.failure is Failure.ERROR else State.NO_DATA), t.last_error
         return State.OK, None

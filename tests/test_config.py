@@ -566,3 +566,11 @@ def test_a_cache_can_set_its_own_hit_rate_floor_within_0_and_1():
     with pytest.raises(config.ConfigError) as caught:
         config.validate({"cache": [{"name": "r", "url": "redis://127.0.0.1:1/0", "min_hit_rate": 1.5}]})
     assert "cache[0].min_hit_rate" in caught.value.problems[0]
+
+
+def test_a_target_can_have_its_own_interval_and_a_bad_one_is_reported():
+    ok = config.validate({"interval": "1s", "cdn": [{"name": "a", "url": "http://x/", "interval": "5s"}]})
+    assert ok.intervals == {"a": 5.0}
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate({"cdn": [{"name": "a", "url": "http://x/", "interval": "soon"}]})
+    assert caught.value.problems[0].startswith("cdn[0].interval")

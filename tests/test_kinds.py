@@ -121,3 +121,27 @@ def test_engine_rates_span_a_few_seconds_of_readings_not_one_interval():
     cache = engine.snapshot().components[0]
     assert cache.metrics["hit_rate"] == pytest.approx(0.8)       # 40 of 50 over 4 s, not 10 of 20 over 1 s
     assert cache.metrics["hits_per_s"] == pytest.approx(10.0)
+
+
+def test_a_target_with_its_own_interval_polls_less_often_and_goes_stale_later():
+    import asyncio
+
+    from dashboard.config import validate
+    from dashboard.engine import Engine
+    from scripted import ScriptedProbe
+
+    fast = ScriptedProbe("fast", "http", [Reading(Kind.CDN, "fast", {"latency_ms": 1.0})], Kind.CDN)
+    slow = ScriptedProbe("slow", "http", [Reading(Kind.CDN, "slow", {"latency_ms": 1.0})], Kind.CDN)
+    slow.interval = 0.5
+    engine = Engine(validate({"interval": "0.1s", "timeout": "0.08s"}), [fast, slow])
+
+    async def run():
+        engine.start()
+        await asyncio.sleep(1.05)
+        snap = engine.snapshot()
+        await engine.close()
+        return snap
+
+    snap = asyncio.run(run())
+    assert fast.calls >= 3 * slow.calls and 2 <= slow.calls <= 4
+    assert all(c.state is State.OK for c in snap.components)     # 0.3 s old is fresh for a 0.5 s target

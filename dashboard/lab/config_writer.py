@@ -57,6 +57,7 @@ name = "{job}-prom"
 prometheus = "{prometheus_url}"
 preset = "{presets[job]}"
 job = "{job}"
+interval = "5s"           # PromQL rates span 1 m: asking every second buys nothing
 ''')
     for function, method in (("hello", "POST"), ("resize", "GET")):
         parts.append(f'''
@@ -69,5 +70,6 @@ method = "{method}"
 [[cdn]]
 name = "static"
 url = "{service}/static/app.js"
+interval = "5s"
 ''')
     return "".join(parts)

@@ -28,4 +28,6 @@ def build_probes(config: Config) -> list[Probe]:
             probes.append(ScrapeProbe(source, d))
     probes += [EdgeProbe(t, d) for t in config.edges]
     probes += [CdnProbe(t, d) for t in config.cdns]
+    for probe in probes:
+        probe.interval = config.intervals.get(probe.target)
     return probes
