@@ -9,6 +9,7 @@ way): it goes through `crash.report`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from typing import Iterable
@@ -21,7 +22,7 @@ from textual.widgets import Footer, Input, Static
 
 from dashboard.config import Config
 from dashboard.engine import Engine
-from dashboard.model import Kind, Snapshot
+from dashboard.model import Snapshot
 from dashboard.screens import DetailScreen, HelpScreen
 from widgets.bars import Banner, KpiBar, TopBar
 from widgets.columns import COLUMNS, PANEL_KINDS, RowContext
@@ -91,8 +92,7 @@ class ScaledashApp(App):
                 self.set_timer(delay, self.refresh_view)
         self._fit(self.size.width, self.size.height)
         try:
-            self._loop_signal = asyncio_loop()
-            self._loop_signal.add_signal_handler(signal.SIGHUP, self.exit)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
         except (NotImplementedError, RuntimeError, ValueError):
             pass   # not the main thread (tests): SSH drops are then the driver's business
 
@@ -264,12 +264,6 @@ def _runner(app: App, action: str):
     return run
 
 
-def asyncio_loop():
-    import asyncio
-
-    return asyncio.get_running_loop()
-
-
 def read_shares(snap: Snapshot) -> dict[str, float]:
     """Each node's share of all reads, from the service's per-node read rates."""
     reads: dict[str, float] = {}
@@ -298,4 +292,4 @@ def run_app(config: Config, readonly: bool = False) -> int:
     return app.return_code or 0
 
 
-__all__ = ["ScaledashApp", "build_app", "run_app", "Kind"]
+__all__ = ["ScaledashApp", "build_app", "run_app"]

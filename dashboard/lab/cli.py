@@ -45,22 +45,11 @@ def run(args: argparse.Namespace) -> int:
 def demo(lab: Lab, keep: bool, readonly: bool) -> int:
     """Lab up, the dashboard on its config, lab down on exit unless --keep."""
     from dashboard import config as config_mod
+    from dashboard.app import run_app
 
     started_here = lab.up(log=lambda line: print(f"lab: {line}", flush=True)) == "started"
     try:
         cfg = config_mod.load(str(lab.config_path))
-        try:
-            from dashboard.app import run_app
-        except ImportError:
-            from dashboard.cli import run_check
-            import asyncio
-
-            from rich.console import Console
-
-            from dashboard import output
-
-            output.render_table(asyncio.run(run_check(cfg, 1.0)), Console(highlight=False))
-            return 0
         return run_app(cfg, readonly=readonly)
     finally:
         if started_here and not keep:

@@ -41,7 +41,7 @@ import prometheus_client
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from dashboard.lab.service.logs import configure
+from dashboard.lab.service.logs import run_process
 
 ITEM_COUNT = 1000
 CATALOGUE = 10_000
@@ -294,23 +294,8 @@ async def run(settings: TrafficSettings, log) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    log = configure("traffic")
-    if len(argv) != 1:
-        log.error("usage: python -m dashboard.lab.traffic SETTINGS.json")
-        return 2
-    try:
-        settings = TrafficSettings.load(argv[0])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.error("bad settings %s: %s", argv[0], exc)
-        return 2
     prometheus_client.disable_created_metrics()
-    try:
-        asyncio.run(run(settings, log))
-    except OSError as exc:
-        log.error("traffic failed: %s", exc)
-        return 1
-    return 0
+    return run_process("traffic", argv, TrafficSettings.load, run, run_errors=(OSError,))
 
 
 if __name__ == "__main__":

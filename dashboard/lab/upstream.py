@@ -17,7 +17,7 @@ import time
 from aiohttp import web
 
 from dashboard.lab.service.admin import bearer_guard
-from dashboard.lab.service.logs import configure
+from dashboard.lab.service.logs import run_process
 from dashboard.lab.service.settings import SettingsError, read_private_json
 from dashboard.redact import register_secret
 
@@ -92,31 +92,22 @@ async def serve(port: int, app: web.Application, log) -> None:
         log.info("stopped")
 
 
+def load(path: str) -> tuple[int, str, "Faults"]:
+    data = read_private_json(path)
+    port, token = data["port"], data["admin_token"]
+    if not isinstance(port, int) or not isinstance(token, str) or len(token) < 8:
+        raise SettingsError("settings need an int 'port' and an 'admin_token' of 8+ characters")
+    register_secret(token)
+    return port, token, Faults(data.get("failure_rate", 0.0), data.get("latency_ms", 0.0))
+
+
+async def run(settings: tuple[int, str, "Faults"], log) -> None:
+    port, token, faults = settings
+    await serve(port, build_app(token, faults, log), log)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    log = configure("upstream")
-    if len(argv) != 1:
-        log.error("usage: python -m dashboard.lab.upstream SETTINGS.json")
-        return 2
-    try:
-        data = read_private_json(argv[0])
-        port, token = data["port"], data["admin_token"]
-        if not isinstance(port, int) or not isinstance(token, str) or len(token) < 8:
-            raise SettingsError("settings need an int 'port' and an 'admin_token' of 8+ characters")
-        register_secret(token)
-        faults = Faults(data.get("failure_rate", 0.0), data.get("latency_ms", 0.0))
-    except (SettingsError, ValueError) as exc:
-        log.error("%s", exc)
-        return 2
-    except KeyError as exc:
-        log.error("settings key %s is missing", exc)
-        return 2
-    try:
-        asyncio.run(serve(port, build_app(token, faults, log), log))
-    except OSError as exc:
-        log.error("upstream failed: %s", exc)
-        return 1
-    return 0
+    return run_process("upstream", argv, load, run, run_errors=(OSError,))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ import prometheus_client
 from aiohttp import web
 
 from dashboard.lab.service.app import build_app
-from dashboard.lab.service.logs import configure
-from dashboard.lab.service.settings import ServiceSettings, SettingsError
+from dashboard.lab.service.logs import run_process
+from dashboard.lab.service.settings import ServiceSettings
 
 SHUTDOWN_TIMEOUT = 5.0
 
@@ -39,24 +39,9 @@ async def serve(settings: ServiceSettings, log) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    log = configure("service")
-    if len(argv) != 1:
-        log.error("usage: python -m dashboard.lab.service SETTINGS.json")
-        return 2
-    try:
-        settings = ServiceSettings.load(argv[0])
-    except SettingsError as exc:
-        log.error("%s", exc)
-        return 2
     # The *_created series double the scrape for nothing the dashboard reads.
     prometheus_client.disable_created_metrics()
-    try:
-        asyncio.run(serve(settings, log))
-    except Exception as exc:
-        log.error("service failed: %s: %s", type(exc).__name__, exc)
-        return 1
-    return 0
+    return run_process("service", argv, ServiceSettings.load, serve)
 
 
 if __name__ == "__main__":

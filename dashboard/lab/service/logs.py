@@ -37,3 +37,38 @@ def configure(process_name: str, level: int = logging.INFO) -> logging.Logger:
     for noisy in ("aiohttp.access", "asyncpg", "redis"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return logging.getLogger(f"lab.{process_name}")
+
+
+def run_process(name: str, argv: list[str] | None, load, run, run_errors: tuple = (Exception,)) -> int:
+    """The `main()` of every lab process: one settings-file argument, one-line errors.
+
+    `load(path)` raises SettingsError (or ValueError/KeyError/TypeError/OSError) for
+    unusable settings: exit 2. `run(settings, log)` is awaited; one of `run_errors`
+    ends it with exit 1. A clean stop is exit 0.
+    """
+    import asyncio
+
+    from dashboard.lab.service.settings import SettingsError
+
+    argv = sys.argv[1:] if argv is None else argv
+    log = configure(name)
+    if len(argv) != 1:
+        log.error("usage: python -m %s SETTINGS.json", f"dashboard.lab.{name}")
+        return 2
+    try:
+        settings = load(argv[0])
+    except SettingsError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyError as exc:
+        log.error("settings key %s is missing", exc)
+        return 2
+    except (OSError, ValueError, TypeError) as exc:
+        log.error("bad settings %s: %s", argv[0], exc)
+        return 2
+    try:
+        asyncio.run(run(settings, log))
+    except run_errors as exc:
+        log.error("%s failed: %s: %s", name, type(exc).__name__, exc)
+        return 1
+    return 0
