@@ -238,6 +238,17 @@ def blackhole():
 
 
 @pytest.fixture
+def disposable_lab(tmp_path):
+    """A lab of its own for a test that breaks things; taken down afterwards."""
+    from dashboard.lab.stack import Lab
+
+    lab = Lab(tmp_path / "lab")
+    lab.up(log=lambda line: None)
+    yield lab
+    lab.down()
+
+
+@pytest.fixture
 def prometheus_factory(tmp_path):
     """Start a real Prometheus scraping the given jobs; stopped at the end of the test."""
     started: list[PrometheusServer] = []

@@ -26,14 +26,6 @@ def lab(tmp_path_factory):
     the_lab.down()
 
 
-@pytest.fixture
-def disposable_lab(tmp_path):
-    the_lab = Lab(tmp_path / "lab")
-    the_lab.up(log=lambda line: None)
-    yield the_lab
-    the_lab.down()
-
-
 def _check(lab: Lab, window: str = "2s") -> dict:
     result = run_cli("check", "--json", "--config", str(lab.config_path), "--window", window)
     assert result.code in (0, 1, 2), result.text

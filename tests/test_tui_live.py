@@ -9,18 +9,9 @@ import pytest
 
 from dashboard.app import build_app
 from dashboard.config import load
-from dashboard.lab.stack import Lab
 from dashboard.model import Kind, State
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def live_lab(tmp_path):
-    lab = Lab(tmp_path / "lab")
-    lab.up(log=lambda line: None)
-    yield lab
-    lab.down()
 
 
 def _replica(app, name: str):
@@ -38,8 +29,8 @@ async def _until(pilot, predicate, timeout: float) -> float:
 
 
 @pytest.mark.slow
-async def test_dashboard_on_the_lab_is_live_and_survives_a_dying_replica(live_lab):
-    app = build_app(load(str(live_lab.config_path)))
+async def test_dashboard_on_the_lab_is_live_and_survives_a_dying_replica(disposable_lab):
+    app = build_app(load(str(disposable_lab.config_path)))
     async with app.run_test(size=(160, 48)) as pilot:
         first_data = await _until(pilot, lambda: app.snapshot is not None and all(
             _replica(app, n).state is State.OK for n in ("primary", "replica-1", "replica-2")), timeout=2.0)
@@ -47,7 +38,7 @@ async def test_dashboard_on_the_lab_is_live_and_survives_a_dying_replica(live_la
         await _until(pilot, lambda: any(c.kind is Kind.BATCHER and c.metrics.get("messages_in_per_s")
                                         for c in app.snapshot.components), timeout=5.0)
 
-        victim = next(e for e in live_lab.entries() if e.name == "postgres-replica-2")
+        victim = next(e for e in disposable_lab.entries() if e.name == "postgres-replica-2")
         victim.process().kill()
         killed = time.monotonic()
         seen: list[State] = []
