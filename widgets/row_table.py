@@ -1,9 +1,10 @@
-"""A table that repaints only the rows whose text changed.
+"""A table that repaints only the cells whose text changed.
 
 Textual's DataTable refreshes the whole widget when one cell changes, so every tick
 re-sent every row of every panel to the terminal. This widget draws lines itself
-(Textual's line API) and refreshes exactly the lines that differ from what is on
-screen: on a quiet stack a tick costs a few bytes, which matters on slow SSH links.
+(Textual's line API) and refreshes, on each line that differs from what is on screen,
+only the span from its first to its last changed cell: on a quiet stack a tick costs a
+few bytes, which matters on slow SSH links.
 It has a cursor (up/down, Enter) and no scrolling: panels summarise what does not fit.
 """
 
@@ -17,6 +18,8 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
+
+from widgets.text_line import line_regions
 
 
 class RowTable(Widget, can_focus=True):
@@ -63,9 +66,13 @@ class RowTable(Widget, can_focus=True):
             self.refresh()
             return
         width = self.size.width
-        for y, (old, new) in enumerate(zip(self._lines, lines)):
-            if old != new or self._keys[y] != keys[y]:
-                self.refresh(Region(0, y + 1, width, 1))
+        moved = {y for y, (a, b) in enumerate(zip(self._keys, keys)) if a != b}
+        # A row that moved repaints whole (the cursor highlight may move with it); a row that
+        # stayed repaints from its first to its last changed cell.
+        regions = [Region(0, y + 1, width, 1) for y in sorted(moved)]
+        regions += [r for r in line_regions(self._lines, lines, y0=1) if r.y - 1 not in moved]
+        if regions:
+            self.refresh(*regions)
         self._keys, self._lines = keys, lines
 
     def _join(self, cells: list[Text]) -> Text:
