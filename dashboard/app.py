@@ -33,6 +33,7 @@ from widgets.row_table import RowTable
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 WIDE_WIDTH, THREE_COLUMNS_WIDTH = 160, 240
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+VIEW_SETTLE_S = 0.15     # after a grid tick, when most probes of that tick have answered
 SPARK_EVERY = 5          # ticks between sparkline redraws: a shifting trend repaints its row
 
 
@@ -100,8 +101,16 @@ class ScaledashApp(App):
         await self.engine.close()
 
     def _restart_timer(self) -> None:
+        """Repaint once per tick, just after the engine's poll grid ticks: the probes of a
+        tick are in by then, so a paint shows them at once and follows them closely."""
         if self._timer is not None:
             self._timer.stop()
+        period = min(self.engine.interval, 1.0)
+        since = (self.engine.clock() - self.engine.epoch - VIEW_SETTLE_S) % period
+        self._timer = self.set_timer(period - since, self._start_ticking)
+
+    def _start_ticking(self) -> None:
+        self.refresh_view()
         self._timer = self.set_interval(min(self.engine.interval, 1.0), self.refresh_view)
 
     def on_resize(self, event) -> None:

@@ -774,6 +774,46 @@ def test_hysteresis_one_failure_is_not_down_two_are_one_success_is_ok():
     run_scenario(scenario)
 
 
+def test_targets_poll_on_one_shared_grid_of_ticks():
+    """After a spread first round every target polls at the same ticks (one wake-up per
+    tick for the whole fleet); a 5x interval polls on every fifth tick of the same grid."""
+    interval = 0.2
+    fast = [ScriptedProbe(target=f"t{i}") for i in range(4)]
+    slow = ScriptedProbe(target="slow")
+    slow.interval = 5 * interval
+    engine = Engine(make_config(interval=interval, timeout=interval), [*fast, slow])
+
+    async def scenario():
+        engine.start()
+        await asyncio.sleep(2.05)
+        await engine.close()
+        epoch = engine.epoch
+        # Round 1 is spread over half the interval; from round 2 on, calls sit on the grid.
+        for probe in fast:
+            on_grid = [(c - epoch) / interval for c in probe.calls[1:]]
+            assert len(on_grid) >= 8, probe.calls
+            assert all(abs(k - round(k)) < 0.1 for k in on_grid), (probe.target, on_grid)
+        ticks = [{round((c - epoch) / interval) for c in p.calls[1:]} for p in fast]
+        assert len(set.intersection(*ticks)) >= 8, "the targets share their ticks"
+        later = [round((c - epoch) / interval, 2) for c in slow.calls[1:]]
+        assert later and all(abs(k - round(k)) < 0.1 and round(k) % 5 == 0 for k in later), later
+
+    run_scenario(scenario)
+
+
+def test_next_tick_on_the_grid():
+    engine = Engine(make_config(interval=1.0, timeout=0.8), [ScriptedProbe(), ScriptedProbe(target="b")])
+    engine.epoch = 100.0
+    t, slow = engine.targets
+    slow.probe.interval = 5.0
+    assert engine._next_due(t, 100.0, 100.02) == 101.0       # an on-time probe: the next tick
+    assert engine._next_due(t, 100.3, 100.31) == 101.0       # first round, spread: snaps to the grid
+    assert engine._next_due(t, 101.0, 102.3) == 103.0        # an overrun skips the missed tick
+    assert engine._next_due(t, 101.37, 101.38) == 102.0      # a refresh now: back on the grid
+    assert engine._next_due(t, 101.7, 101.71) == 103.0       # ...but never less than P/2 later
+    assert engine._next_due(slow, 100.4, 100.41) == 105.0    # every fifth tick for a 5 s target
+
+
 def test_overrunning_probe_skips_the_next_tick_instead_of_queueing():
     interval = 0.25
     # Every other call overruns: cut at D = P, it takes 0.1 s more to honour the cancel.

@@ -28,3 +28,16 @@ def test_headless_module_does_not_import_textual(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", f"{module} imported {out.stdout.strip()}"
+
+
+def test_drivers_load_only_for_the_kinds_configured(tmp_path):
+    """A config with PostgreSQL only never loads redis-py, httpx or prometheus-api-client."""
+    config = tmp_path / "scaledash.toml"
+    config.write_text('[[replica]]\nname = "primary"\ndsn = "postgresql://monitor@127.0.0.1:1/postgres"\n')
+    code = ("import sys; from dashboard.config import load; from dashboard.engine import Engine; "
+            f"Engine(load({str(config)!r})); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'asyncpg', 'redis', 'httpx', 'prometheus_api_client', 'requests'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['asyncpg']"

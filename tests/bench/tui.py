@@ -32,6 +32,9 @@ Phases:
      warm-up start of each comes first; medians are reported, with min-max.
   2. 80x24 and 200x50, both programs at once: after a warm-up, bytes written to the
      terminal per second and CPU seconds per minute over a steady window.
+  2b. like for like at 120x40, both at once: scaledash with a config cut down to the
+     lab's primary (what pg_activity watches): CPU, bytes/s and RSS, to tell what the
+     dashboard itself costs from what its other targets cost.
   3. the soak at 120x40, both at once, `--minutes` long: bytes/s and CPU s/min over the
      window from the warm-up to the end, RSS at 1 minute, every minute, and at the end.
 
@@ -393,13 +396,14 @@ class Setup:
         return env
 
 
-def make_program(which: str, setup: Setup, cols: int, rows: int, label: str = "") -> PtyProgram:
+def make_program(which: str, setup: Setup, cols: int, rows: int, label: str = "",
+                 config: Path | None = None) -> PtyProgram:
     save = None
     if setup.save_dir:
         setup.save_dir.mkdir(parents=True, exist_ok=True)
         save = setup.save_dir / f"{which}-{label or f'{cols}x{rows}'}.bin"
     if which == "scaledash":
-        return PtyProgram("scaledash", [str(SCALEDASH), "--config", str(setup.config)], setup.env(),
+        return PtyProgram("scaledash", [str(SCALEDASH), "--config", str(config or setup.config)], setup.env(),
                           cols, rows, SCALEDASH_DATA, save)
     env = setup.env() | {"PGPASSWORD": setup.pg_password, "XDG_CONFIG_HOME": str(setup.xdg)}
     argv = [str(setup.pga_bin), "--refresh", "1", "-h", "127.0.0.1", "-p", str(setup.pg_port),
@@ -502,9 +506,11 @@ class Steady:
 
 
 def phase_steady(setup: Setup, cols: int, rows: int, warmup: float, window: float, log,
-                 sample_minutes: bool = False) -> Steady:
+                 sample_minutes: bool = False, scaledash_config: Path | None = None) -> Steady:
     """Both programs at once at cols x rows: warm-up, then bytes and CPU over the window."""
-    progs = [make_program(w, setup, cols, rows) for w in ("scaledash", "pg_activity")]
+    label = "primary-only" if scaledash_config else ""
+    progs = [make_program(w, setup, cols, rows, label=label, config=scaledash_config)
+             for w in ("scaledash", "pg_activity")]
     result = Steady(cols, rows)
     try:
         for prog in progs:
@@ -597,7 +603,22 @@ def met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "NO")
 
 
-def report(startup: dict[str, Startup], sizes: list[Steady], soak: Steady, minutes: float) -> str:
+def write_primary_only_config(lab_config: Path, path: Path) -> Path:
+    """The lab's config cut down to its primary: scaledash watching what pg_activity watches."""
+    import json
+    import tomllib
+
+    cfg = tomllib.loads(lab_config.read_text())
+    primary = next(r for r in cfg["replica"] if r["name"] == "primary")
+    lines = [f"name = {json.dumps(cfg.get('name', 'lab') + '-primary')}"]
+    lines += [f"{key} = {json.dumps(cfg[key])}" for key in ("interval", "timeout") if key in cfg]
+    lines += ["", "[[replica]]", *(f"{k} = {json.dumps(v)}" for k, v in primary.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def report(startup: dict[str, Startup], sizes: list[Steady], soak: Steady, minutes: float,
+           one: Steady | None = None) -> str:
     sd, pa = startup["scaledash"], startup["pg_activity"]
     rows = []
     ff = _median(sd.first_frame)
@@ -624,6 +645,16 @@ def report(startup: dict[str, Startup], sizes: list[Steady], soak: Steady, minut
     for st in sizes:
         rows.append(bps_row(st))
     rows.append(bps_row(soak))
+    if one is not None:
+        a, b = one.cpu_per_min("scaledash"), one.cpu_per_min("pg_activity")
+        label = f"like for like: scaledash on the primary only, {one.cols}x{one.rows} ({one.window:.0f} s)"
+        rows.append((f"{label}: CPU s/min", f"{a:.2f}", f"{b:.2f}", "<= pg_activity", met(a <= b)))
+        a, b = one.bps("scaledash"), one.bps("pg_activity")
+        rows.append(("  same run: bytes to terminal/s", _kb(a), _kb(b), "<= pg_activity", met(a <= b)))
+        a, b = (one.rss[w][-1][1] if one.rss.get(w) else None for w in ("scaledash", "pg_activity"))
+        rows.append(("  same run: RSS at its end", "-" if a is None else f"{a:.1f} MB",
+                     "-" if b is None else f"{b:.1f} MB", "<= pg_activity",
+                     met(None if a is None or b is None else a <= b)))
 
     def rss_at(which: str, minute: float) -> float | None:
         samples = soak.rss.get(which) or []
@@ -742,6 +773,16 @@ def main() -> int:
                 log(f"  scaledash {_kb(st.bps('scaledash'))} {st.cpu_per_min('scaledash'):.2f} CPU s/min; "
                     f"pg_activity {_kb(st.bps('pg_activity'))} {st.cpu_per_min('pg_activity'):.2f} CPU s/min")
                 sizes.append(st)
+        one = None
+        if not args.skip_sizes:
+            cols, rows = SOAK_SIZE
+            log(f"## like for like at {cols}x{rows}: scaledash on the primary only (pg_activity's one "
+                f"target), both at once, {args.warmup:.0f} s warm-up, {size_window:.0f} s window")
+            config_one = write_primary_only_config(lab.config_path, tmp / "primary-only.toml")
+            one = phase_steady(setup, cols, rows, args.warmup, size_window, log, scaledash_config=config_one)
+            log(f"  scaledash {_kb(one.bps('scaledash'))} {one.cpu_per_min('scaledash'):.2f} CPU s/min "
+                f"{one.rss['scaledash'][-1][1]:.1f} MB; pg_activity {_kb(one.bps('pg_activity'))} "
+                f"{one.cpu_per_min('pg_activity'):.2f} CPU s/min {one.rss['pg_activity'][-1][1]:.1f} MB")
         cols, rows = SOAK_SIZE
         log(f"## soak at {cols}x{rows}: both at once, {minutes:g} min, window from {args.warmup:.0f} s to the end")
         soak = phase_steady(setup, cols, rows, args.warmup, minutes * 60 - args.warmup, log, sample_minutes=True)
@@ -749,12 +790,13 @@ def main() -> int:
         log("# lab down: " + ", ".join(lab.down()))
         shutil.rmtree(tmp, ignore_errors=True)
 
-    problems = [*sum((s.failures for s in startup.values()), []), *(p for st in [*sizes, soak] for p in st.problems)]
+    steadies = [*sizes, *([one] if one else []), soak]
+    problems = [*sum((s.failures for s in startup.values()), []), *(p for st in steadies for p in st.problems)]
     print()
     print(f"scaledash vs pg_activity, same PostgreSQL, refresh 1 s, {TERM}, pty; "
           f"run {time.strftime('%Y-%m-%d %H:%M', time.localtime(t_start))}, {(time.time() - t_start) / 60:.1f} min")
-    print(report(startup, sizes, soak, minutes))
-    loads = [l for st in [*sizes, soak] for _, l in st.loads]
+    print(report(startup, sizes, soak, minutes, one))
+    loads = [l for st in steadies for _, l in st.loads]
     print()
     print(f"load average (1/5/15 min) during the run: start {loads[0] if loads else '?'}, "
           f"max 1-min {max(float(l.split()[0]) for l in loads):.2f}, end {loadavg()}" if loads else "")
