@@ -62,7 +62,8 @@ class ScaledashApp(App):
         self.autostart = autostart
         self.config = config
         self.readonly = readonly
-        self.engine = engine or Engine(config)
+        # The app's own engine builds its probes (importing the drivers) after the first paint.
+        self.engine = engine or Engine(config, defer_probes=True)
         self.snapshot: Snapshot | None = None
         self.filter_text = ""
         self.ascii_only = os.environ.get("TERM") == "dumb"
@@ -87,15 +88,18 @@ class ScaledashApp(App):
 
     def on_mount(self) -> None:
         if self.autostart:   # tests drive the engine themselves, frame by frame
-            self.engine.start()
-            self._restart_timer()
-            for delay in (0.15, 0.5):        # first live data long before the first full tick
-                self.set_timer(delay, self.refresh_view)
+            self.call_after_refresh(self._start_polling)     # the first frame first
         self._fit(self.size.width, self.size.height)
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
         except (NotImplementedError, RuntimeError, ValueError):
             pass   # not the main thread (tests): SSH drops are then the driver's business
+
+    def _start_polling(self) -> None:
+        self.engine.start()
+        self._restart_timer()
+        for delay in (0.15, 0.5):        # first live data long before the first full tick
+            self.set_timer(delay, self.refresh_view)
 
     async def on_unmount(self) -> None:
         await self.engine.close()

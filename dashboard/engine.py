@@ -86,22 +86,40 @@ class Engine:
     """Polls every target of a config; `snapshot()` gives the current picture."""
 
     def __init__(self, config: Config, probes: list[Probe] | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
-        from dashboard.probes import build_probes
-
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 defer_probes: bool = False):
+        """`defer_probes`: build the config's probes at the first `start()` / `poll_round()`
+        instead of now. Building them imports the drivers (~150 ms for asyncpg, redis-py and
+        httpx), which the TUI would otherwise pay before its first frame."""
         self.config = config
         self.interval = config.interval
         self.thresholds: Thresholds = config.thresholds
         self.clock = clock
         self.wall = wall
-        self.targets = [Target(p) for p in (probes if probes is not None else build_probes(config))]
-        self._seed_tracks()
+        self.targets: list[Target] = []
+        self._probes_deferred = defer_probes and probes is None
+        if not self._probes_deferred:
+            self._set_probes(probes if probes is not None else self._build_probes())
         self.events: collections.deque[Event] = collections.deque(maxlen=EVENTS_LEN)
         self._tasks: list[asyncio.Task] = []
         self.paused = False
         self.rounds = 0
         self.failover_seconds: float | None = None
         self.epoch = clock()           # the poll grid's origin; start() resets it
+
+    def _build_probes(self) -> list[Probe]:
+        from dashboard.probes import build_probes
+
+        return build_probes(self.config)
+
+    def _set_probes(self, probes: list[Probe]) -> None:
+        self.targets = [Target(p) for p in probes]
+        self._seed_tracks()
+
+    def _ensure_probes(self) -> None:
+        if self._probes_deferred:
+            self._probes_deferred = False
+            self._set_probes(self._build_probes())
 
     def _seed_tracks(self) -> None:
         """Direct targets are one known component each: show them before the first probe."""
@@ -115,11 +133,13 @@ class Engine:
 
     async def poll_round(self) -> None:
         """Probe every target once, concurrently (what `check` does twice)."""
+        self._ensure_probes()
         await asyncio.gather(*(self._poll(t) for t in self.targets))
         self.rounds += 1
 
     def start(self) -> None:
         """Start one polling loop per target (the TUI's mode)."""
+        self._ensure_probes()
         if not self._tasks:
             # Spread the first round over a fraction of the interval: a fleet's
             # connections should not all open in the same millisecond. From the second

@@ -288,3 +288,17 @@ async def test_sparklines_move_only_every_few_ticks_so_their_rows_stay_quiet():
             await advance(app.engine, 1)
             app.refresh_view()
         assert static_line().split("300ms")[1][:14] != held.split("300ms")[1][:14]
+
+
+async def test_the_app_paints_its_first_frame_before_building_its_probes():
+    """Building the probes imports the drivers (~150 ms): the first frame must not wait."""
+    from dashboard.config import validate
+
+    config = validate({"name": "t", "interval": 1.0, "timeout": 0.5,
+                       "replica": [{"name": "primary", "dsn": "postgresql://monitor@127.0.0.1:1/postgres"}]})
+    app = build_app(config)
+    assert app.engine.targets == [], "no probe (and no driver import) before the first frame"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert [t.probe.target for t in app.engine.targets] == ["primary"]
+        assert "primary" in screen_text(app)
