@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import dataclass
 from typing import Iterable
 
 from textual.app import App, ComposeResult, SystemCommand
@@ -35,6 +36,15 @@ WIDE_WIDTH, THREE_COLUMNS_WIDTH = 160, 240
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 VIEW_SETTLE_S = 0.15     # after a grid tick, when most probes of that tick have answered
 SPARK_EVERY = 5          # ticks between sparkline redraws: a shifting trend repaints its row
+
+
+@dataclass
+class MainParts:
+    topbar: TopBar
+    banner: Banner
+    kpis: KpiBar
+    panels: list[ComponentPanel]
+    events: EventLog
 
 
 class ScaledashApp(App):
@@ -69,6 +79,7 @@ class ScaledashApp(App):
         self.ascii_only = os.environ.get("TERM") == "dumb"
         self._timer = None
         self._ticks = 0
+        self._main_parts: MainParts | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -143,27 +154,35 @@ class ScaledashApp(App):
             return
         if self.screen is not self._main_screen():
             return
-        self.query_one(TopBar).show(self.config.name, snap, self.engine.interval, self.readonly, self.engine.paused,
-                                    self.engine.wall())
-        self.query_one(Banner).show(snap.banners)
-        self.query_one(KpiBar).show(snap.kpis)
+        parts = self._parts()
+        parts.topbar.show(self.config.name, snap, self.engine.interval, self.readonly, self.engine.paused,
+                          self.engine.wall())
+        parts.banner.show(snap.banners)
+        parts.kpis.show(snap.kpis)
         if self.screen.has_class("too-small"):
             return
         self._ticks += 1
         ctx = RowContext(read_share=read_shares(snap), ascii_only=self.ascii_only, interval=self.engine.interval,
                          redraw_trends=self._ticks % SPARK_EVERY == 1)
         wide = self.size.width >= WIDE_WIDTH
-        for panel in self.query(ComponentPanel):
+        for panel in parts.panels:
             rows = [c for c in snap.components if c.kind in PANEL_KINDS[panel.panel] and self._matches(c)]
             # Before the first layout a panel has no height: draw every row rather than none.
             panel.show(rows, ctx, wide, room=max(1, panel.size.height - 2) if panel.size.height else 0)
-        events = self.query_one("#events", EventLog)
+        events = parts.events
         needle = self.filter_text.lower()
         shown = [e for e in snap.events if needle in e.message.lower()] if needle else snap.events
         events.show(tuple(shown), room=max(1, events.size.height))
 
     def _main_screen(self) -> Screen:
         return self.screen_stack[0]
+
+    def _parts(self) -> "MainParts":
+        """The main screen's widgets, looked up once (a DOM query each tick costs CSS matching)."""
+        if self._main_parts is None:
+            self._main_parts = MainParts(self.query_one(TopBar), self.query_one(Banner), self.query_one(KpiBar),
+                                         list(self.query(ComponentPanel)), self.query_one("#events", EventLog))
+        return self._main_parts
 
     def _matches(self, component) -> bool:
         if not self.filter_text:

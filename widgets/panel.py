@@ -47,6 +47,7 @@ class ComponentPanel(Vertical):
         self._wide: bool | None = None
         self._title: str | None = None
         self._trends: dict[tuple[str, int], Text] = {}
+        self._table: RowTable | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(TITLES[self.panel], classes="panel-title")
@@ -54,7 +55,9 @@ class ComponentPanel(Vertical):
 
     @property
     def table(self) -> RowTable:
-        return self.query_one(RowTable)
+        if self._table is None:        # looked up once: a query each tick costs CSS matching
+            self._table = self.query_one(RowTable)
+        return self._table
 
     def _columns(self) -> list:
         return COLUMNS[self.panel] if self._wide else COMPACT[self.panel]
@@ -71,6 +74,8 @@ class ComponentPanel(Vertical):
         if room > 0 and len(components) > room:
             ranked = sorted(components, key=severity_order)
             shown, hidden = ranked[: room - 1], ranked[room - 1:]
+        # Names longer than their column end in an ellipsis instead of being cut silently.
+        ctx = replace(ctx, name_width=max(self._columns()[0].width - 1, 4))
         rows = [(component_key(c), self._row_cells(c, ctx)) for c in shown]
         if hidden:
             rows.append((MORE_KEY, self._summary(hidden)))
@@ -88,8 +93,6 @@ class ComponentPanel(Vertical):
 
     def _row_cells(self, c: Component, ctx: RowContext) -> list[Text]:
         columns = self._columns()
-        # Names longer than their column end in an ellipsis instead of being cut silently.
-        ctx = replace(ctx, name_width=max(columns[0].width - 1, 4))
         key = component_key(c)
         cells = []
         for i, column in enumerate(columns):
