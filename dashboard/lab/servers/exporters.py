@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dashboard.lab.servers.process import (
     LOCALHOST,
+    OneProcessServer,
     Process,
     free_port,
     require_binary,
@@ -14,7 +15,7 @@ from dashboard.lab.servers.process import (
 )
 
 
-class ExporterProcess:
+class ExporterProcess(OneProcessServer):
     """Any binary serving HTTP on a port; "{port}" in args is replaced by the port.
 
     Secrets belong in env (only root and the owner can read /proc/<pid>/environ).
@@ -44,10 +45,6 @@ class ExporterProcess:
 
     def url(self) -> str:
         return f"http://{LOCALHOST}:{self.port}"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is not None:
-            self.process.stop(timeout)
 
 
 def start_postgres_exporter(base_dir: Path, dsn_with_password: str, *, port: int | None = None) -> Process:

@@ -225,6 +225,27 @@ class Process:
         self._signal(signal.SIGCONT)
 
 
+class OneProcessServer:
+    """A server that is one process (Redis, Prometheus, an exporter): stop by its PID,
+    and `with Server(...) as server:` starts it and stops it."""
+
+    process: Process | None = None
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is not None:
+            self.process.stop(timeout)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def stop_all(processes: list[Process], timeout: float = 10.0) -> None:
     """Stop several processes in parallel: signal all first, then wait."""
     for proc in processes:

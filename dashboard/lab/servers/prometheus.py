@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dashboard.lab.servers.process import (
     LOCALHOST,
+    OneProcessServer,
     Process,
     ServerError,
     free_port,
@@ -18,7 +19,7 @@ from dashboard.lab.servers.process import (
 )
 
 
-class PrometheusServer:
+class PrometheusServer(OneProcessServer):
     """A Prometheus scraping fixed targets: job name -> ["127.0.0.1:port", ...]."""
 
     def __init__(self, base_dir: Path, targets: dict[str, list[str]], scrape_interval: str = "1s",
@@ -70,13 +71,3 @@ class PrometheusServer:
         if body.get("status") != "success":
             raise ServerError(f"prometheus query {promql!r} failed: {body.get('error')}")
         return body["data"]["result"]
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is not None:
-            self.process.stop(timeout)
-
-    def __enter__(self) -> "PrometheusServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dashboard.lab.servers.process import (
     LOCALHOST,
+    OneProcessServer,
     START_TIMEOUT,
     Process,
     _start_failed,
@@ -52,7 +53,7 @@ def _redis_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-class RedisServer:
+class RedisServer(OneProcessServer):
     """A throw-away redis-server without persistence, optionally password-protected."""
 
     def __init__(self, base_dir: Path, password: str | None = None, *, port: int | None = None):
@@ -99,13 +100,3 @@ class RedisServer:
 
     def url(self) -> str:
         return f"redis://{LOCALHOST}:{self.port}/0"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is not None:
-            self.process.stop(timeout)
-
-    def __enter__(self) -> "RedisServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
