@@ -12,7 +12,7 @@ is measured over a steady window after a 5 s warm-up:
 
   1. every target, polled on the shared grid of ticks (what the dashboard does);
   2. the same targets with each one's ticks spread over the second, as before the grid
-     (the peer in the same run: `Engine._on_grid` replaced by "interval after start");
+     (the peer in the same run: `Engine._next_due` replaced by the pre-grid schedule);
   3. each target alone on the grid, and no target at all (the idle floor of an event
      loop with one snapshot a second), to show what each kind of target costs.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import resource
 import shutil
 import sys
@@ -38,10 +39,21 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def spread_ticks(engine, t, after: float) -> float:
-    """The pre-grid schedule: the next poll one interval after this one started."""
-    p = engine.interval_of(t)
-    return after + p / 2   # _next_due asks for max(finished, started + p/2): started + p
+def use_spread_schedule(engine) -> None:
+    """The pre-grid schedule (the engine's code before the grid): a healthy target's next
+    poll is one interval after its last one started, missed ticks skipped; the backoff of
+    dead targets is unchanged."""
+    from dashboard.engine import DOWN_AFTER
+
+    grid_next_due = engine._next_due
+
+    def next_due(t, started: float, finished: float) -> float:
+        if t.failures >= DOWN_AFTER:
+            return grid_next_due(t, started, finished)
+        p = engine.interval_of(t)
+        return started + max(1, math.ceil((finished - started) / p)) * p
+
+    engine._next_due = next_due
 
 
 async def measure(config_path: Path, window: float, only: set[str] | None, spread: bool) -> tuple[float, int]:
@@ -52,7 +64,7 @@ async def measure(config_path: Path, window: float, only: set[str] | None, sprea
     if only is not None:
         engine.targets = [t for t in engine.targets if t.probe.target in only]
     if spread:
-        engine._on_grid = lambda t, after: spread_ticks(engine, t, after)
+        use_spread_schedule(engine)
     engine.start()
     try:
         await asyncio.sleep(5.0)
