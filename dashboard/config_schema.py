@@ -28,8 +28,7 @@ from dashboard.config_types import (
     SuiteTarget,
     Thresholds,
 )
-
-PRESETS = ("scaledash", "resilience4j", "postgres_exporter", "redis_exporter", "supabase")
+from dashboard.presets import NAMES as PRESETS   # the one list of presets
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 

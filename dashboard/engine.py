@@ -19,8 +19,7 @@ from typing import Callable
 
 from dashboard import kpi
 from dashboard.config import Config, Thresholds
-from dashboard.kinds import KINDS
-from dashboard.kinds import cache as cache_kind
+from dashboard.kinds import KINDS, banners_of, history_figures, relate_all
 from dashboard.model import Component, Event, Failure, Kind, Reading, Sample, Snapshot, SourceStatus, State
 from dashboard.probes.base import Probe, classify
 from dashboard.redact import safe_message
@@ -31,17 +30,6 @@ CANCEL_GRACE_S = 0.2      # how long a cancelled probe gets to clean up before w
 HISTORY_LEN = 120
 RATE_WINDOW_S = 5.0       # rates and windowed hit rates span up to this much history
 EVENTS_LEN = 200
-
-# Figures kept as history per kind, for sparklines and the detail screen.
-HISTORY_FIGURES = {
-    Kind.REPLICA: ("lag_bytes", "lag_seconds", "latency_ms"),
-    Kind.BREAKER: ("failure_rate", "calls_per_s", "rejected_per_s"),
-    Kind.CACHE: ("hit_rate", "ops_per_s"),
-    Kind.BATCHER: ("reduction", "messages_in_per_s", "frames_out_per_s"),
-    Kind.EDGE: ("latency_ms", "error_rate"),
-    Kind.CDN: ("latency_ms",),
-    Kind.SERVICE: ("error_rate",),
-}
 
 
 @dataclass
@@ -316,7 +304,7 @@ class Engine:
                 track.state, track.reason = State.ERROR, f"unusable figures: {type(exc).__name__}"
         if track.reason:
             track.reason = safe_message(track.reason, 160)
-        for figure in HISTORY_FIGURES.get(reading.kind, ()):
+        for figure in history_figures(reading.kind):
             value = track.metrics.get(figure)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 track.history.setdefault(figure, collections.deque(maxlen=HISTORY_LEN)).append(float(value))
@@ -368,17 +356,12 @@ class Engine:
                 else:
                     rows.append((t, track, comp))
             sources.append(self._source_status(t, now))
-        judged = cache_kind.relate([comp for _, _, comp in rows], self.thresholds)
+        judged = relate_all([comp for _, _, comp in rows], self.thresholds)
         components = [self._note_transition(t, track, comp, now) for (t, track, _), comp in zip(rows, judged)]
-        # Only direct probes name distinct nodes; an exporter's row describes one of them.
-        writable = [c.name for c in components if c.kind is Kind.REPLICA and c.source == "postgres"
-                    and c.metrics.get("writable") and c.state not in (State.DOWN, State.STALE, State.ERROR)]
-        banners = ()
-        if len(writable) > 1:
-            banners = (f"{len(writable)} primaries - possible split-brain: {', '.join(writable)}",)
+        banners = banners_of(components)
         snap = Snapshot(generated_at=self.wall(), components=tuple(components), sources=tuple(sources),
                         kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners)
-        return kpi.with_kpis(snap, self)
+        return kpi.with_kpis(snap, self.uptime(), self.failover_seconds)
 
     def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
         """Log a change of the state shown, and stamp how long the row has been in it."""

@@ -8,8 +8,24 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dashboard.kinds.base import format_float
+from dashboard.model import State
 from dashboard.redact import safe_message
+
+# The one colour map of states, for `check`'s table and the TUI. A state is always
+# shown as a word too, so NO_COLOR and TERM=dumb stay readable.
+STATE_STYLE = {
+    State.OK: "green", State.UNKNOWN: "dim", State.NO_DATA: "cyan", State.DEGRADED: "bold yellow",
+    State.STALE: "magenta", State.ERROR: "bold red", State.DOWN: "bold white on red",
+}
+
+
+def format_float(value: float) -> str:
+    """A float as a short word; NaN and the infinities as Prometheus writes them."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:g}"
 
 
 def _bad(value: Any) -> str | None:

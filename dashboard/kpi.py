@@ -7,12 +7,9 @@ never a made-up number.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from dashboard.kinds.cache import overall_hit_rate
 from dashboard.model import Component, Kind, Kpi, Snapshot, State
-
-if TYPE_CHECKING:
-    from dashboard.engine import Engine
 
 TARGETS = {
     "primary_read_offload": ("Offload", "0.80-0.90", lambda v: v >= 0.80),
@@ -81,8 +78,6 @@ def error_rate(snap: Snapshot) -> tuple[float | None, str | None]:
 
 def cache_hit_rate(snap: Snapshot) -> tuple[float | None, str | None]:
     """Hits over lookups; for a multi-layer cache each request counts once."""
-    from dashboard.kinds.cache import overall_hit_rate
-
     caches = [c for c in _fresh(snap.components, Kind.CACHE) if c.metrics.get("hits_per_s") is not None]
     layered = [c for c in caches if c.source != "redis"] or caches
     groups: dict[str, list[Component]] = {}
@@ -99,15 +94,18 @@ def cache_hit_rate(snap: Snapshot) -> tuple[float | None, str | None]:
     return hits / lookups, f"{lookups:.1f} lookups/s"
 
 
-def compute(snap: Snapshot, engine: "Engine | None") -> tuple[Kpi, ...]:
+def compute(snap: Snapshot, probes: tuple[int, int] | None = None,
+            failover_seconds: float | None = None) -> tuple[Kpi, ...]:
+    """The seven KPIs of `snap`. `probes` is (answered, attempted) over the session, the
+    uptime's inputs; `failover_seconds` the last failover a drill measured. Both are plain
+    values, so this module never reaches back into the engine that owns them."""
     uptime: tuple[float | None, str | None] = (None, "no probes yet")
     failover: tuple[float | None, str | None] = (None, "not measured yet")
-    if engine is not None:
-        good, attempts = engine.uptime()
-        if attempts:
-            uptime = (good / attempts, f"{good}/{attempts} probes answered")
-        if engine.failover_seconds is not None:
-            failover = (engine.failover_seconds, "measured by the failover drill")
+    if probes is not None and probes[1]:
+        good, attempts = probes
+        uptime = (good / attempts, f"{good}/{attempts} probes answered")
+    if failover_seconds is not None:
+        failover = (failover_seconds, "measured by the failover drill")
     values = {
         "primary_read_offload": read_offload(snap),
         "cache_latency_improvement": latency_improvement(snap),
@@ -125,5 +123,6 @@ def compute(snap: Snapshot, engine: "Engine | None") -> tuple[Kpi, ...]:
     return tuple(out)
 
 
-def with_kpis(snap: Snapshot, engine: "Engine | None" = None) -> Snapshot:
-    return replace(snap, kpis=compute(snap, engine))
+def with_kpis(snap: Snapshot, probes: tuple[int, int] | None = None,
+              failover_seconds: float | None = None) -> Snapshot:
+    return replace(snap, kpis=compute(snap, probes, failover_seconds))

@@ -127,6 +127,7 @@ class Component:
     last_error: str | None = None
     next_probe_in_s: float | None = None
     history: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    warning: str | None = None          # the source answered with a warning for the data of this row
 
     @property
     def key(self) -> tuple[str, str, str, str]:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from dashboard.kinds import contract_metrics
-from dashboard.kinds.base import format_float
+from dashboard.format import STATE_STYLE as STYLE, format_float
 from dashboard.model import Snapshot, State
 from dashboard.redact import safe_message
 
@@ -115,9 +115,3 @@ def render_table(snap: Snapshot, console) -> None:
         kpis.add_row(Text(k.name), Text(figure_text(k.value)), Text(k.target),
                      Text(met, style={"MET": "green", "MISSED": "red"}.get(met, "dim")), Text(k.detail or ""))
     console.print(kpis)
-
-
-STYLE = {
-    State.OK: "green", State.UNKNOWN: "dim", State.NO_DATA: "cyan", State.DEGRADED: "yellow",
-    State.STALE: "magenta", State.ERROR: "red", State.DOWN: "bold red",
-}

@@ -7,10 +7,7 @@ from rich.text import Text
 from dashboard import format as fmt
 from dashboard.model import State
 
-STATE_STYLE = {
-    State.OK: "green", State.UNKNOWN: "dim", State.NO_DATA: "cyan", State.DEGRADED: "bold yellow",
-    State.STALE: "magenta", State.ERROR: "bold red", State.DOWN: "bold white on red",
-}
+STATE_STYLE = fmt.STATE_STYLE
 STATE_WORD = {State.NO_DATA: "NO DATA"}
 
 

@@ -1,7 +1,11 @@
 """The registry of component kinds: each maps to its figures, derivation and thresholds.
 
-Adding a kind means one module here with METRIC_KEYS, derive() and assess(), and one
-line in KINDS.
+Adding a kind means one module here and one line in KINDS. A kind module has:
+METRIC_KEYS (its `check --json` contract keys), HISTORY (figures kept as history),
+derive(cur, prev, dt) -> figures, assess(figures, thresholds) -> (State, reason),
+brief(figures) -> one line for `check`'s table; optionally relate(components,
+thresholds) -> components (judgements across rows, e.g. a cache's layers) and
+banners(components) -> fleet-wide alarms (e.g. split-brain).
 """
 
 from __future__ import annotations
@@ -20,6 +24,28 @@ KINDS: dict[Kind, ModuleType] = {
     Kind.CDN: cdn,
     Kind.SERVICE: service,
 }
+
+
+def relate_all(components: list, thresholds) -> list:
+    """Every kind's cross-row judgement, in registry order; rows keep their order."""
+    for module in KINDS.values():
+        relate = getattr(module, "relate", None)
+        if relate is not None:
+            components = relate(components, thresholds)
+    return components
+
+
+def banners_of(components: list) -> tuple[str, ...]:
+    out: tuple[str, ...] = ()
+    for module in KINDS.values():
+        banners = getattr(module, "banners", None)
+        if banners is not None:
+            out += banners(components)
+    return out
+
+
+def history_figures(kind: Kind) -> tuple[str, ...]:
+    return KINDS[kind].HISTORY
 
 
 def contract_metrics(kind: Kind, metrics: dict) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from dashboard.format import format_float
 from dashboard.model import Reading, State
 
 
@@ -107,11 +108,3 @@ def assess_finite(m: Mapping[str, Any], t: object) -> tuple[State, str | None]:
     """For kinds without thresholds of their own: only a non-finite figure is DEGRADED."""
     bad = non_finite(m)
     return (State.DEGRADED, bad) if bad else (State.OK, None)
-
-
-def format_float(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return f"{value:g}"

@@ -7,6 +7,7 @@ from dashboard.kinds.base import assess_finite, counter_rate, histogram_delta, h
 from dashboard.model import Reading
 
 METRIC_KEYS = ("messages_in_per_s", "frames_out_per_s", "reduction", "avg_batch_size", "flush_p95_ms")
+HISTORY = ("reduction", "messages_in_per_s", "frames_out_per_s")
 
 
 def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:

@@ -10,6 +10,7 @@ from dashboard.kinds.base import counter_rate, non_finite, number, ratio
 from dashboard.model import Reading, State
 
 METRIC_KEYS = ("state", "failure_rate", "calls_per_s", "rejected_per_s")
+HISTORY = ("failure_rate", "calls_per_s", "rejected_per_s")
 STATES = {0: "closed", 1: "open", 2: "half_open"}
 
 

@@ -8,6 +8,7 @@ from dashboard.kinds.base import counter_rate, non_finite, ratio
 from dashboard.model import Reading, State
 
 METRIC_KEYS = ("hit_rate", "hits_per_s", "misses_per_s", "ops_per_s", "evictions")
+HISTORY = ("hit_rate", "ops_per_s")
 
 
 def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:

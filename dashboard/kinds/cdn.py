@@ -7,6 +7,7 @@ from dashboard.kinds.base import assess_finite, ratio
 from dashboard.model import Reading
 
 METRIC_KEYS = ("cache_status", "hit_rate", "latency_ms")
+HISTORY = ("latency_ms",)
 
 
 def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:

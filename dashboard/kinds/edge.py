@@ -12,6 +12,7 @@ from dashboard.kinds.base import counter_rate, histogram_delta, histogram_quanti
 from dashboard.model import Reading, State
 
 METRIC_KEYS = ("status_code", "latency_ms", "error_rate")
+HISTORY = ("latency_ms", "error_rate")
 
 
 def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dashboard import format as fmt
 from dashboard.config import Thresholds
 from dashboard.kinds.base import counter_rate, non_finite, number
-from dashboard.model import Reading, State
+from dashboard.model import Kind, Reading, State
 
 METRIC_KEYS = ("role", "lag_bytes", "lag_seconds", "replay_paused", "latency_ms")
+HISTORY = ("lag_bytes", "lag_seconds", "latency_ms")
 
 
 def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
@@ -46,3 +47,13 @@ def brief(m: dict) -> str:
     if m.get("replay_paused"):
         text += " PAUSED"
     return f"{text} probe {fmt.ms(m.get('latency_ms'))}"
+
+
+def banners(components: list) -> tuple[str, ...]:
+    """Two writable nodes: a fleet-wide alarm. Only direct probes name distinct nodes; an
+    exporter's row describes one of them, and a node that is not answering is not counted."""
+    writable = [c.name for c in components if c.kind is Kind.REPLICA and c.source == "postgres"
+                and c.metrics.get("writable") and c.state not in (State.DOWN, State.STALE, State.ERROR)]
+    if len(writable) > 1:
+        return (f"{len(writable)} primaries - possible split-brain: {', '.join(writable)}",)
+    return ()

@@ -9,6 +9,7 @@ from dashboard.kinds.base import counter_rate, histogram_delta, histogram_quanti
 from dashboard.model import Reading, State
 
 METRIC_KEYS = ("reads_per_s", "writes_per_s", "error_rate")
+HISTORY = ("error_rate",)
 
 
 def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
