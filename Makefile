@@ -10,13 +10,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := postgresql redis-server prometheus prometheus-postgres-exporter prometheus-redis-exporter
 
-.PHONY: demo test bench system-deps venv clean
+.PHONY: demo test test-fast bench system-deps venv clean
 
 demo: system-deps venv
 	$(BIN)/scaledash demo
 
 test: system-deps venv
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q -p no:randomly
+
+# The tests that need no server (pure logic, Pilot on scripted snapshots): seconds, for iterating.
+test-fast: venv
+	$(BIN)/python -m pytest -q -p no:randomly -m "not integration"
 
 bench: venv
 	$(BIN)/python tests/bench/poll_round.py

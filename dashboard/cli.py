@@ -125,7 +125,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     from dashboard.lab import cli as lab_cli
 
-    return lab_cli.run(args)
+    def dashboard(config_path) -> int:
+        from dashboard.app import run_app
+
+        return run_app(config_mod.load(str(config_path)), readonly=getattr(args, "readonly", False))
+
+    return lab_cli.run(args, dashboard if args.command == "demo" else None)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

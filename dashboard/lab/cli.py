@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Callable
 
 from dashboard.lab.servers import ServerError
 from dashboard.lab.stack import Lab
@@ -23,11 +25,13 @@ def _status(lab: Lab) -> int:
     return 1 if dead else 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, dashboard: Callable[[Path], int] | None = None) -> int:
+    """`lab up|down|status`, or `demo` when `dashboard` is given: the product's CLI passes
+    the function that runs the dashboard on a config path, so the lab never imports it."""
     lab = Lab(args.dir)
     try:
-        if args.command == "demo":
-            return demo(lab, keep=args.keep, readonly=getattr(args, "readonly", False))
+        if args.command == "demo" and dashboard is not None:
+            return demo(lab, keep=args.keep, dashboard=dashboard)
         if args.action == "up":
             if lab.up(log=lambda line: print(f"lab: {line}", flush=True)) == "running":
                 print(f"lab: already running in {lab.dir}; nothing changed (config {lab.config_path})")
@@ -42,15 +46,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def demo(lab: Lab, keep: bool, readonly: bool) -> int:
+def demo(lab: Lab, keep: bool, dashboard: Callable[[Path], int]) -> int:
     """Lab up, the dashboard on its config, lab down on exit unless --keep."""
-    from dashboard import config as config_mod
-    from dashboard.app import run_app
-
     started_here = lab.up(log=lambda line: print(f"lab: {line}", flush=True)) == "started"
     try:
-        cfg = config_mod.load(str(lab.config_path))
-        return run_app(cfg, readonly=readonly)
+        return dashboard(lab.config_path)
     finally:
         if started_here and not keep:
             stopped = lab.down()
