@@ -28,6 +28,7 @@ import time
 import pytest
 
 from conftest import CANARY
+from fakes import Clock, VirtualTime, component, source
 from dashboard.config import Config, validate
 from dashboard.engine import BACKOFF_CAP_S, Engine
 from dashboard.lab.servers import PostgresCluster, RedisServer, free_port, redis_command
@@ -99,14 +100,6 @@ def texts_of(snap: Snapshot) -> list[str]:
     out += [s.reason for s in snap.sources] + [s.warning for s in snap.sources]
     out += [e.message for e in snap.events] + list(snap.banners)
     return [t for t in out if t]
-
-
-def component(snap: Snapshot, target: str):
-    return next(c for c in snap.components if c.target == target)
-
-
-def source(snap: Snapshot, target: str):
-    return next(s for s in snap.sources if s.target == target)
 
 
 class Watch:
@@ -225,8 +218,9 @@ def is_asyncpg_cancel_noise(context: dict) -> bool:
             and type(exc) is ConnectionError and str(exc) == "unexpected connection_lost() call")
 
 
-def run_scenario(scenario, timeout: float = 90.0) -> None:
-    """Run an async scenario on a fresh loop; fail on any error asyncio had to log."""
+def run_scenario(scenario, timeout: float = 90.0, vt: VirtualTime | None = None) -> None:
+    """Run an async scenario on a fresh loop (`vt`'s virtual-time loop when given); fail
+    on any error asyncio had to log."""
     loop_errors: list[dict] = []
 
     async def main():
@@ -237,7 +231,10 @@ def run_scenario(scenario, timeout: float = 90.0) -> None:
             gc.collect()            # an unretrieved future's exception is reported when collected
             await asyncio.sleep(0)
 
-    asyncio.run(main())
+    if vt is None:
+        asyncio.run(main())
+    else:
+        vt.run(main)
     noise = [c for c in loop_errors if is_asyncpg_cancel_noise(c)]
     if noise:
         print(f"\nnote: asyncio logged asyncpg's unretrieved connection_lost() future {len(noise)} time(s)")
@@ -683,14 +680,6 @@ def test_connection_refused_is_down_within_two_rounds_with_the_next_retry_shown(
 
 # ---------------------------------------------------------------- case 12 (engine logic)
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class ScriptedProbe:
     """An in-memory cache probe: each call takes the next step of its script.
 
@@ -714,7 +703,7 @@ class ScriptedProbe:
 
     async def collect(self) -> list[Reading]:
         step = self.script.pop(0) if self.script else self.default
-        self.calls.append(time.monotonic())
+        self.calls.append(asyncio.get_running_loop().time())     # virtual under VirtualTime
         self.cpu_waits.append(cpu_wait_s())
         self.running += 1
         self.max_running = max(self.max_running, self.running)
@@ -747,7 +736,7 @@ def leaky_reset() -> ConnectionResetError:
 def test_hysteresis_one_failure_is_not_down_two_are_one_success_is_ok():
     probe = ScriptedProbe(["ok", leaky_reset(), leaky_reset(), "ok"]
                           + [leaky_reset(), "ok"] * 10)
-    clock = FakeClock()
+    clock = Clock()
     engine = Engine(make_config(), [probe], clock=clock)
 
     async def scenario():
@@ -781,7 +770,8 @@ def test_targets_poll_on_one_shared_grid_of_ticks():
     fast = [ScriptedProbe(target=f"t{i}") for i in range(4)]
     slow = ScriptedProbe(target="slow")
     slow.interval = 5 * interval
-    engine = Engine(make_config(interval=interval, timeout=interval), [*fast, slow])
+    vt = VirtualTime()
+    engine = Engine(make_config(interval=interval, timeout=interval), [*fast, slow], clock=vt.clock)
 
     async def scenario():
         engine.start()
@@ -798,7 +788,7 @@ def test_targets_poll_on_one_shared_grid_of_ticks():
         later = [round((c - epoch) / interval, 2) for c in slow.calls[1:]]
         assert later and all(abs(k - round(k)) < 0.1 and round(k) % 5 == 0 for k in later), later
 
-    run_scenario(scenario)
+    run_scenario(scenario, vt=vt)
 
 
 def test_next_tick_on_the_grid():
@@ -818,7 +808,8 @@ def test_overrunning_probe_skips_the_next_tick_instead_of_queueing():
     interval = 0.25
     # Every other call overruns: cut at D = P, it takes 0.1 s more to honour the cancel.
     probe = ScriptedProbe([("slow", 10.0, 0.1), "ok"] * 20, deadline=interval)
-    engine = Engine(make_config(interval=interval, timeout=interval), [probe])
+    vt = VirtualTime()
+    engine = Engine(make_config(interval=interval, timeout=interval), [probe], clock=vt.clock)
 
     async def scenario():
         engine.start()
@@ -839,7 +830,7 @@ def test_overrunning_probe_skips_the_next_tick_instead_of_queueing():
         for text in texts_of(snap):
             assert CANARY not in text
 
-    run_scenario(scenario)
+    run_scenario(scenario, vt=vt)
 
 
 def test_a_probe_ignoring_cancellation_is_never_run_twice_at_once():
@@ -889,7 +880,8 @@ def test_backoff_grows_from_the_interval_and_is_capped_with_jitter():
     interval = 0.05
     probe = ScriptedProbe(default=ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
                           deadline=interval)
-    engine = Engine(make_config(interval=interval, timeout=interval), [probe])
+    vt = VirtualTime()
+    engine = Engine(make_config(interval=interval, timeout=interval), [probe], clock=vt.clock)
 
     async def scenario():
         engine.start()
@@ -925,4 +917,4 @@ def test_backoff_grows_from_the_interval_and_is_capped_with_jitter():
         for text in texts_of(snap):
             assert CANARY not in text
 
-    run_scenario(scenario)
+    run_scenario(scenario, vt=vt)

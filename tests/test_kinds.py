@@ -128,12 +128,14 @@ def test_a_target_with_its_own_interval_polls_less_often_and_goes_stale_later():
 
     from dashboard.config import validate
     from dashboard.engine import Engine
+    from fakes import VirtualTime
     from scripted import ScriptedProbe
 
     fast = ScriptedProbe("fast", "http", [Reading(Kind.CDN, "fast", {"latency_ms": 1.0})], Kind.CDN)
     slow = ScriptedProbe("slow", "http", [Reading(Kind.CDN, "slow", {"latency_ms": 1.0})], Kind.CDN)
     slow.interval = 0.5
-    engine = Engine(validate({"interval": "0.1s", "timeout": "0.08s"}), [fast, slow])
+    vt = VirtualTime()
+    engine = Engine(validate({"interval": "0.1s", "timeout": "0.08s"}), [fast, slow], clock=vt.clock)
 
     async def run():
         engine.start()
@@ -142,6 +144,6 @@ def test_a_target_with_its_own_interval_polls_less_often_and_goes_stale_later():
         await engine.close()
         return snap
 
-    snap = asyncio.run(run())
+    snap = vt.run(run)
     assert fast.calls >= 3 * slow.calls and 2 <= slow.calls <= 4
     assert all(c.state is State.OK for c in snap.components)     # 0.3 s old is fresh for a 0.5 s target
