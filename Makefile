@@ -21,7 +21,7 @@ test: system-deps venv
 
 # The tests that need no server (pure logic, Pilot on scripted snapshots): seconds, for iterating.
 test-fast: venv
-	$(BIN)/python -m pytest -q -p no:randomly -m "not integration"
+	$(BIN)/python -m pytest -q -p no:randomly -m "not integration and not slow"
 
 bench: venv
 	$(BIN)/python tests/bench/poll_round.py

@@ -47,6 +47,19 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"the canary secret appeared in the output of {item.nodeid}"
 
 
+# Fixtures that start or reach a real server: a test using one is an integration test.
+SERVER_FIXTURES = {"pg", "redis_server", "http_server", "http", "blackhole", "disposable_lab", "prometheus_factory"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests/integration/ (and, as a safety net, any test using a server fixture)
+    `integration`, so `make test-fast` (-m "not integration and not slow") runs the rest."""
+    for item in items:
+        in_dir = "integration" in Path(str(item.fspath)).parts
+        if in_dir or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 # ------------------------------------------------------------------ CLI helpers
 
 @dataclass

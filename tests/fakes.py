@@ -9,10 +9,14 @@ these are for engine logic, where time itself is the input.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Awaitable, Callable
 
 import looptime
+import pytest
 
+from conftest import CANARY
+from dashboard.engine import Engine
 from dashboard.model import Component, Snapshot, SourceStatus
 
 
@@ -66,3 +70,60 @@ def source(snap: Snapshot, target: str) -> SourceStatus:
 def by_kind_and_name(report: dict) -> dict:
     """`check --json` components keyed by (kind, name)."""
     return {(c["kind"], c["name"]): c for c in report["components"]}
+
+
+def cpu_wait_s() -> float:
+    """Seconds the calling thread has spent runnable but waiting for a CPU."""
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def texts_of(snap: Snapshot) -> list[str]:
+    out = [c.reason for c in snap.components] + [c.last_error for c in snap.components]
+    out += [s.reason for s in snap.sources] + [s.warning for s in snap.sources]
+    out += [e.message for e in snap.events] + list(snap.banners)
+    return [t for t in out if t]
+
+
+def is_asyncpg_cancel_noise(context: dict) -> bool:
+    """asyncpg's TLSUpgradeProto sets an exception nobody awaits when a connect is cancelled
+    at the wrong instant (MagicStack/asyncpg#1211, #1310): logged, harmless, not ours."""
+    exc = context.get("exception")
+    return (context.get("message") == "Future exception was never retrieved"
+            and type(exc) is ConnectionError and str(exc) == "unexpected connection_lost() call")
+
+
+def run_scenario(scenario, timeout: float = 90.0, vt: VirtualTime | None = None) -> None:
+    """Run an async scenario on a fresh loop (`vt`'s virtual-time loop when given); fail
+    on any error asyncio had to log."""
+    loop_errors: list[dict] = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: loop_errors.append(ctx))
+        try:
+            await asyncio.wait_for(scenario(), timeout)
+        finally:
+            gc.collect()            # an unretrieved future's exception is reported when collected
+            await asyncio.sleep(0)
+
+    if vt is None:
+        asyncio.run(main())
+    else:
+        vt.run(main)
+    noise = [c for c in loop_errors if is_asyncpg_cancel_noise(c)]
+    if noise:
+        print(f"\nnote: asyncio logged asyncpg's unretrieved connection_lost() future {len(noise)} time(s)")
+    errors = [c for c in loop_errors if not is_asyncpg_cancel_noise(c)]
+    shown = [(c.get("message"), repr(c.get("exception")).replace(CANARY, "***")) for c in errors]
+    if shown:
+        pytest.fail(f"asyncio logged errors (these reach stderr as tracebacks): {shown}", pytrace=False)
+
+
+def assert_loops_alive(engine: Engine) -> None:
+    """Every per-target polling loop is still running (none died of an exception)."""
+    assert engine._tasks, "engine not started"
+    for task in engine._tasks:
+        assert not task.done(), f"polling loop {task.get_name()} ended: {task}"

@@ -7,7 +7,6 @@ with its key path and value, survive hostile files quickly, and never show a sec
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -432,13 +431,6 @@ def test_percent_encoded_inline_password_is_decoded(isolated_secrets):
     assert cfg.replicas[0].password.reveal() == "p@ss/w0rd"
 
 
-def test_inline_password_works_against_real_postgres(pg, write_config):
-    path = write_config(_replica("primary", f'password = "{CANARY}"', dsn=pg.dsn(pg.primary)))
-    result = run_cli("check", "--json", "--config", str(path))
-    assert "config warning:" in result.err
-    assert json.loads(result.out)["components"][0]["state"] == "OK", result.out
-
-
 def test_env_reference_to_an_unset_variable_is_an_error(write_config):
     name = "SCALEDASH_TEST_SURELY_UNSET_VARIABLE"
     assert name not in os.environ
@@ -510,30 +502,6 @@ def test_default_timeout_is_positive_and_never_above_the_interval(interval):
 
 
 # ------------------------------------------------------------ .pgpass and precedence
-
-def _pgpass(tmp_path: Path, password: str) -> Path:
-    path = tmp_path / "pgpass"
-    path.write_text(f"127.0.0.1:*:*:monitor:{password}\n")
-    path.chmod(0o600)
-    return path
-
-
-def _replica_state(pg, tmp_path, write_config, pgpass: Path) -> dict:
-    path = write_config(_replica("replica-1", dsn=pg.dsn(pg.replicas[0])))
-    assert "PGPASSWORD" not in os.environ
-    result = run_cli("check", "--json", "--config", str(path), env={"PGPASSFILE": str(pgpass)})
-    return json.loads(result.out)["components"][0]
-
-
-def test_pgpass_file_supplies_the_replica_password(pg, tmp_path, write_config):
-    component = _replica_state(pg, tmp_path, write_config, _pgpass(tmp_path, CANARY))
-    assert component["state"] == "OK", component
-
-
-def test_wrong_password_in_pgpass_leaves_the_replica_not_ok(pg, tmp_path, write_config):
-    component = _replica_state(pg, tmp_path, write_config, _pgpass(tmp_path, "not-the-password"))
-    assert component["state"] != "OK", component
-
 
 def test_interval_flag_overrides_the_file(write_config):
     path = write_config('interval = "1s"\n' + _replica("db"))

@@ -34,6 +34,7 @@ def make_app(readonly: bool = False, hostile: str | None = None, extra_replicas:
 
 async def settle(app: ScaledashApp, pilot) -> None:
     await advance(app.engine)
+    await pilot.pause()          # the first layout is done: panels know their heights
     app.refresh_view()
     await pilot.pause()
 
@@ -184,6 +185,7 @@ async def test_a_resize_storm_keeps_polling():
         assert "Replicas" in screen_text(app)
 
 
+@pytest.mark.slow      # ~15 s of key presses: `make test` runs it, `make test-fast` does not
 async def test_key_mashing_and_a_huge_paste_do_not_end_the_app():
     import random
 
