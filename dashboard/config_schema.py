@@ -368,6 +368,7 @@ def _sections(c: _Checker, doc: dict) -> dict[str, list]:
                 own = c.duration(table, f"{path}.", "interval", None)
                 if own is not None and isinstance(name, str):
                     built.setdefault("intervals", {})[name] = own
+                    built.setdefault("interval_paths", {})[name] = f"{path}.interval"
             if item is not None and isinstance(name, str):
                 built[section].append(item)
     return built
@@ -389,6 +390,16 @@ def _thresholds(c: _Checker, doc: dict) -> Thresholds:
     return Thresholds(lag_bytes, float(lag_seconds), float(hit), float(err))
 
 
+def _warn_slow_global(c: _Checker, interval: float, built: dict) -> None:
+    """A target's own interval only slows it down (the engine never polls a target faster
+    than the global interval): one below the global interval does nothing, so say so. A
+    warning, not an error: --interval or the +/- keys may lower the global interval."""
+    for name, own in built.get("intervals", {}).items():
+        if own < interval:
+            c.warnings.append(f"{built['interval_paths'][name]}: {own:g}s is below the global interval "
+                              f"{interval:g}s, which this target follows instead")
+
+
 def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -> Config:
     """Build a Config from a parsed TOML document; raise ConfigError listing every problem."""
     c = _Checker()
@@ -407,6 +418,7 @@ def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -
     if not isinstance(drills, list) or not all(isinstance(d, dict) for d in drills):
         c.fail("drill", "expected an array of tables ([[drill]])", show_value=False)
         drills = []
+    _warn_slow_global(c, interval, built)
     if c.problems:
         raise ConfigError(path, c.problems)
     return Config(path=path, name=name, interval=interval, timeout=timeout, thresholds=thresholds,
