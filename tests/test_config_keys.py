@@ -519,7 +519,7 @@ def test_each_targets_own_interval_sets_its_next_probe(pg, redis_server, http):
 
     snap = asyncio.run(asyncio.wait_for(scenario(), 30))
     waits = {s.target: s.next_probe_in_s for s in snap.sources}
-    assert waits["control"] <= 0.4, waits                   # the global interval
+    assert waits["control"] < 1.0, waits                    # the global interval (0.4 s)
     for target in ("db", "redis", "app", "fn", "asset"):
         assert waits[target] > 1.0, (target, waits)         # its own: next probe seconds away
 
