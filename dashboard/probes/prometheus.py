@@ -71,6 +71,12 @@ class PrometheusProbe:
 
         session = requests.Session()
         session.verify = not self._config.insecure
+        if self._config.insecure:
+            # The user turned checks off for this source: urllib3 would otherwise print a
+            # warning per request, across the TUI's screen.
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         session.trust_env = False
         session.hooks["response"].append(self._inspect)
         auth = basic_auth(self._config)
