@@ -407,9 +407,19 @@ def _prometheus_answer(request: dict):
     return 200, {"Content-Type": "application/json"}, body.encode()
 
 
-def test_prometheus_rate_window_is_the_range_of_every_rate(http):
+def _recording_prometheus(http) -> list[dict]:
+    """The HTTP server answers as a Prometheus would, keeping every query it received."""
     seen: list[dict] = []
-    http.routes["/api/v1/query"] = lambda request: (seen.append(request), _prometheus_answer(request))[1]
+
+    def handler(request: dict):
+        seen.append(request)
+        return _prometheus_answer(request)
+    http.routes["/api/v1/query"] = handler
+    return seen
+
+
+def test_prometheus_rate_window_is_the_range_of_every_rate(http):
+    seen = _recording_prometheus(http)
     source = {"name": "prom", "prometheus": http.url(""), "preset": "scaledash"}
     _run({"source": [source]}, rounds=1)
     _run({"source": [{**source, "rate_window": "5m"}]}, rounds=1)
@@ -445,8 +455,7 @@ def test_source_username_and_password_are_sent_as_basic_auth(http, monkeypatch, 
     _run({"source": [{**source, "username": "token-as-user"}]}, rounds=1)     # was dropped without a password
     assert _authorization(seen) == "token-as-user:"
 
-    queries: list[dict] = []
-    http.routes["/api/v1/query"] = lambda request: (queries.append(request), _prometheus_answer(request))[1]
+    queries = _recording_prometheus(http)
     prom = {"name": "prom", "prometheus": http.url(""), "username": "reader"}
     _run({"source": [prom]}, rounds=1)
     assert _authorization(queries) == "reader:"
