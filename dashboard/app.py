@@ -24,6 +24,7 @@ from textual.widgets import Footer, Input, Static
 from dashboard.config import Config
 from dashboard.engine import Engine
 from dashboard.model import Snapshot
+from dashboard.redact import sanitize
 from dashboard.screens import DetailScreen, HelpScreen
 from widgets.bars import Banner, KpiBar, TopBar
 from widgets.columns import COLUMNS, PANEL_KINDS, RowContext
@@ -251,16 +252,19 @@ class ScaledashApp(App):
         self._set_interval(smaller[-1] if smaller else INTERVAL_STEPS[0])
 
     def action_suites(self) -> None:
-        self._reserved("suites")
+        self._reserved("suites", tuple(s.name for s in self.config.suites))
 
     def action_drills(self) -> None:
-        self._reserved("drills")
+        self._reserved("drills", self.config.drill_names)
 
-    def _reserved(self, what: str) -> None:
+    def _reserved(self, what: str, configured: tuple[str, ...]) -> None:
+        # Name what the config holds: the user sees it was read, and that it does not run.
+        listed = f" (configured: {sanitize(', '.join(configured), 120)})" if configured else ""
         if self.readonly:
-            self.notify(f"read-only mode: {what} are disabled", severity="warning", timeout=3)
+            self.notify(f"read-only mode: {what} are disabled{listed}", severity="warning", timeout=3,
+                        markup=False)
         else:
-            self.notify(f"{what} are not available in this version yet", timeout=3)
+            self.notify(f"{what} are not available in this version yet{listed}", timeout=3, markup=False)
 
     def on_component_selected(self, message: ComponentSelected) -> None:
         screen = DetailScreen(message.key)

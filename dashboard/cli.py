@@ -79,6 +79,15 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     print(f"config ok: {cfg.path}: {cfg.target_count} targets, {len(cfg.suites)} suites, "
           f"interval {cfg.interval:g}s, timeout {cfg.timeout:g}s")
+    print(f"dashboard name: {safe_message(cfg.name, 80)}")
+    # Accepted but not run by this version: listed, so a user sees what was read and that
+    # nothing will act on it yet.
+    for suite in cfg.suites:
+        cwd = f" (in {safe_message(suite.cwd, 120)})" if suite.cwd else ""
+        print(f"suite {suite.name}: {safe_message(' '.join(suite.command), 200)}{cwd}: "
+              "listed only, this version does not run suites")
+    for name in cfg.drill_names:
+        print(f"drill {safe_message(name, 80)}: disabled, this version does not run drills")
     return 0
 
 

@@ -99,7 +99,9 @@ def read_document(path: Path) -> dict:
     except OSError as exc:
         raise ConfigError(shown, [exc.strerror or type(exc).__name__]) from None
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig: Windows editors (Notepad) start a UTF-8 file with a BOM, which
+        # tomllib refuses as a syntax error on line 1.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(shown, [f"not UTF-8 text (byte {exc.start})"]) from None
     if _has_deep_dotted_key(text):

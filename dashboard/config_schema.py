@@ -13,7 +13,7 @@ import re
 import stat
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from dashboard import redact
 from dashboard.config_types import (
@@ -166,22 +166,55 @@ def _check_url(c: _Checker, path: str, value: Any, schemes: tuple[str, ...]) -> 
             "cannot parse host and port (percent-encode '/', '?', '#' or '@' in a password)"
         c.fail(path, f"bad URL: {reason}", value)
         return None
-    if parts.scheme not in schemes or not parts.hostname:
-        c.fail(path, f"bad URL: expected {' or '.join(s + '://host' for s in schemes)}", value)
+    expected = " or ".join(s + "://host" for s in schemes)
+    if parts.scheme and "://" in value and parts.scheme not in schemes:
+        # Named apart: "bad URL" alone sends a user looking for a typo in the host.
+        c.fail(path, f"unsupported scheme {parts.scheme[:20]}://; expected {expected}", value)
         return None
+    if parts.scheme not in schemes or not parts.hostname:
+        c.fail(path, f"bad URL: expected {expected}", value)
+        return None
+    if parts.scheme in ("postgresql", "postgres"):
+        _check_sslmode(c, path, value)
     return value
 
 
 def _split_password(c: _Checker, path: str, url: str) -> tuple[str, Secret | None]:
-    """Take an inline password out of a URL so the stored URL can be shown."""
+    """Take an inline password (`user:pw@` or `?password=`) out of a URL so the stored
+    URL can be shown; both drivers read either form, so both warn alike."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = [v for k, v in query if k == "password"]
+    if parts.password is None and not in_query:
         return url, None
     c.warnings.append(f"{path}: inline password in the URL; prefer a password = \"env:NAME\" reference")
-    secret = Secret(unquote(parts.password), "inline")
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}@{host}").geturl(), secret
+    secret = Secret(unquote(parts.password) if parts.password is not None else in_query[-1], "inline")
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}@{netloc.rsplit('@', 1)[1]}"
+    if in_query:
+        parts = parts._replace(query=urlencode([(k, v) for k, v in query if k != "password"]))
+    return parts._replace(netloc=netloc).geturl(), secret
+
+
+# asyncpg's values (libpq's, less `gss`-only ones): anything else fails at every connect.
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _check_sslmode(c: _Checker, path: str, dsn: str) -> None:
+    for key, value in parse_qsl(urlsplit(dsn).query, keep_blank_values=True):
+        if key == "sslmode" and value not in _SSLMODES:
+            c.fail(path, f"sslmode must be one of {', '.join(_SSLMODES)}", value)
+
+
+def _insecure(c: _Checker, p: str, t: dict, url: str | None, tls_schemes: tuple[str, ...]) -> bool:
+    """`insecure` turns off certificate checks, which exist only on a TLS URL: on a plain
+    one the key would be accepted and do nothing, so it is refused instead."""
+    insecure = c.get(t, p, "insecure", bool, False)
+    if insecure and url and urlsplit(url).scheme not in tls_schemes:
+        c.fail(f"{p}.insecure", f"only applies to a {' or '.join(s + '://' for s in tls_schemes)} URL "
+               "(no TLS, no certificate to check)", insecure)
+    return insecure
 
 
 _SECTION_KEYS = {
@@ -210,7 +243,7 @@ def _cache(c: _Checker, p: str, t: dict) -> CacheTarget | None:
     url = _check_url(c, f"{p}.url", t.get("url"), ("redis", "rediss")) if "url" in t \
         else c.get(t, p, "url", str, required=True)
     password = c.secret(f"{p}.password", t.get("password"))
-    insecure = c.get(t, p, "insecure", bool, False)
+    insecure = _insecure(c, p, t, url, ("rediss",))
     floor = c.get(t, p, "min_hit_rate", (int, float))
     if floor is not None and not 0 <= floor <= 1:
         c.fail(f"{p}.min_hit_rate", "must be a fraction between 0 and 1", floor)
@@ -238,12 +271,17 @@ def _source(c: _Checker, p: str, t: dict) -> SourceTarget | None:
     rate_window = c.get(t, p, "rate_window", str, "1m")
     if rate_window and not re.fullmatch(r"\d+[smh]", rate_window):
         c.fail(f"{p}.rate_window", "expected a PromQL range such as \"1m\"", rate_window)
+    for only_promql in ("rate_window", "job"):
+        if scrape is not None and only_promql in t:
+            # A scrape reads one endpoint's raw counters: no PromQL, no job label to select.
+            c.fail(f"{p}.{only_promql}", "only applies to a prometheus = source, not to a scrape",
+                   t[only_promql])
+    insecure = _insecure(c, p, t, url, ("https",))
     if not url:
         return None
     return SourceTarget(name=t.get("name", ""), preset=preset, scrape=url if scrape else None,
                         prometheus=url if prom else None, username=username, password=password,
-                        rate_window=rate_window, job=c.get(t, p, "job", str),
-                        insecure=c.get(t, p, "insecure", bool, False))
+                        rate_window=rate_window, job=c.get(t, p, "job", str), insecure=insecure)
 
 
 def _headers(c: _Checker, p: str, t: dict) -> tuple[tuple[str, str | Secret], ...]:
@@ -270,20 +308,21 @@ def _edge(c: _Checker, p: str, t: dict) -> EdgeTarget | None:
     if isinstance(expect, int) and not 100 <= expect <= 599:
         c.fail(f"{p}.expect_status", "must be an HTTP status between 100 and 599", expect)
     headers = _headers(c, p, t)
+    insecure = _insecure(c, p, t, url, ("https",))
     if not url:
         return None
     return EdgeTarget(name=t.get("name", ""), url=url, method=method, expect_status=expect,
-                      headers=headers, insecure=c.get(t, p, "insecure", bool, False))
+                      headers=headers, insecure=insecure)
 
 
 def _cdn(c: _Checker, p: str, t: dict) -> CdnTarget | None:
     url = _check_url(c, f"{p}.url", t.get("url"), ("http", "https")) if "url" in t \
         else c.get(t, p, "url", str, required=True)
     headers = _headers(c, p, t)
+    insecure = _insecure(c, p, t, url, ("https",))
     if not url:
         return None
-    return CdnTarget(name=t.get("name", ""), url=url, headers=headers,
-                     insecure=c.get(t, p, "insecure", bool, False))
+    return CdnTarget(name=t.get("name", ""), url=url, headers=headers, insecure=insecure)
 
 
 def _suite(c: _Checker, p: str, t: dict) -> SuiteTarget | None:
@@ -329,6 +368,7 @@ def _sections(c: _Checker, doc: dict) -> dict[str, list]:
                 own = c.duration(table, f"{path}.", "interval", None)
                 if own is not None and isinstance(name, str):
                     built.setdefault("intervals", {})[name] = own
+                    built.setdefault("interval_paths", {})[name] = f"{path}.interval"
             if item is not None and isinstance(name, str):
                 built[section].append(item)
     return built
@@ -350,6 +390,16 @@ def _thresholds(c: _Checker, doc: dict) -> Thresholds:
     return Thresholds(lag_bytes, float(lag_seconds), float(hit), float(err))
 
 
+def _warn_slow_global(c: _Checker, interval: float, built: dict) -> None:
+    """A target's own interval only slows it down (the engine never polls a target faster
+    than the global interval): one below the global interval does nothing, so say so. A
+    warning, not an error: --interval or the +/- keys may lower the global interval."""
+    for name, own in built.get("intervals", {}).items():
+        if own < interval:
+            c.warnings.append(f"{built['interval_paths'][name]}: {own:g}s is below the global interval "
+                              f"{interval:g}s, which this target follows instead")
+
+
 def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -> Config:
     """Build a Config from a parsed TOML document; raise ConfigError listing every problem."""
     c = _Checker()
@@ -368,6 +418,7 @@ def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -
     if not isinstance(drills, list) or not all(isinstance(d, dict) for d in drills):
         c.fail("drill", "expected an array of tables ([[drill]])", show_value=False)
         drills = []
+    _warn_slow_global(c, interval, built)
     if c.problems:
         raise ConfigError(path, c.problems)
     return Config(path=path, name=name, interval=interval, timeout=timeout, thresholds=thresholds,

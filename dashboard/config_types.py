@@ -145,5 +145,11 @@ class Config:
     intervals: dict = field(default_factory=dict)
 
     @property
+    def drill_names(self) -> tuple[str, ...]:
+        """Each [[drill]]'s `name`, else its position (drills have no schema of their own yet)."""
+        return tuple(d["name"] if isinstance(d.get("name"), str) else f"drill[{i}]"
+                     for i, d in enumerate(self.drills))
+
+    @property
     def target_count(self) -> int:
         return sum(len(t) for t in (self.replicas, self.caches, self.sources, self.edges, self.cdns))

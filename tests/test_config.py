@@ -542,3 +542,55 @@ def test_a_target_can_have_its_own_interval_and_a_bad_one_is_reported():
     with pytest.raises(config.ConfigError) as caught:
         config.validate({"cdn": [{"name": "a", "url": "http://x/", "interval": "soon"}]})
     assert caught.value.problems[0].startswith("cdn[0].interval")
+
+
+# ------------------------------------------------------------ edges a new user hits
+
+def test_utf8_bom_at_the_start_of_the_file_is_accepted(tmp_path):
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + 'name = "bom"\ninterval = "2s"\n'.encode())
+    result = run_cli("config", "check", "--config", str(path))
+    assert result.code == 0, result.text
+    assert "interval 2s" in result.out and "dashboard name: bom" in result.out
+
+
+@pytest.mark.parametrize("section, key, url", [
+    ("replica", "dsn", f"postgresql://monitor@127.0.0.1:5432/app?sslmode=disable&password={CANARY}"),
+    ("cache", "url", f"redis://127.0.0.1:6379/0?password={CANARY}"),
+], ids=["replica", "cache"])
+def test_password_in_the_url_query_warns_and_is_taken_out_of_the_shown_url(section, key, url, isolated_secrets):
+    cfg = validate({section: [{"name": "x", key: url}]})
+    target = (cfg.replicas or cfg.caches)[0]
+    assert CANARY not in getattr(target, key) and "password" not in getattr(target, key)
+    assert target.password.reveal() == CANARY
+    assert [w.split(": ")[0] for w in cfg.warnings] == [f"{section}[0].{key}"]
+    assert "inline password" in cfg.warnings[0] and CANARY not in repr(cfg)
+    if section == "replica":
+        assert target.dsn.endswith("?sslmode=disable")       # the other parameters stay
+
+
+def test_password_in_the_dsn_query_still_connects_to_real_postgres(pg, write_config):
+    path = write_config(_replica("primary", dsn=f"{pg.dsn(pg.primary)}?password={CANARY}"))
+    result = run_cli("check", "--json", "--config", str(path))
+    assert "replica[0].dsn: inline password" in result.err
+    assert json.loads(result.out)["components"][0]["state"] == "OK", result.out
+
+
+@pytest.mark.parametrize("section, key, url, expected", [
+    ("replica", "dsn", "mysql://monitor@db:3306/app", "expected postgresql://host or postgres://host"),
+    ("cache", "url", "memcached://127.0.0.1:11211", "expected redis://host or rediss://host"),
+    ("edge", "url", "ftp://127.0.0.1/fn", "expected http://host or https://host"),
+    ("source", "scrape", "unix:///run/app.sock", "expected http://host or https://host"),
+])
+def test_an_unsupported_url_scheme_says_so(section, key, url, expected):
+    scheme = url.split("://")[0]
+    line = _problem_at(_problems(f'[[{section}]]\nname = "x"\n{key} = "{url}"\n'), f"{section}[0].{key}")
+    assert line.startswith(f"{section}[0].{key}: unsupported scheme {scheme}://; {expected}"), line
+
+
+def test_sslmode_is_checked_before_connecting():
+    line = _problem_at(_problems(_replica("db", dsn="postgresql://monitor@db/app?sslmode=requir")), "replica[0].dsn")
+    assert line == ("replica[0].dsn: sslmode must be one of disable, allow, prefer, require, verify-ca, "
+                    "verify-full (got 'requir')")
+    for mode in ("disable", "require", "verify-full"):
+        validate(tomllib.loads(_replica("db", dsn=f"postgresql://monitor@db/app?sslmode={mode}")))

@@ -91,3 +91,11 @@ def resolved_headers(headers) -> dict[str, str]:
     from dashboard.config import Secret
 
     return {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in headers}
+
+
+def basic_auth(target) -> tuple[str, str] | None:
+    """HTTP basic auth for a source with `username` and/or `password`: a username alone
+    is sent with an empty password (tokens given as the user name), never dropped."""
+    if target.username is None and target.password is None:
+        return None
+    return target.username or "", target.password.reveal() if target.password else ""

@@ -19,7 +19,7 @@ from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
 from dashboard.presets.base import Series
 from dashboard.probes.base import ProbeError
-from dashboard.probes.http import MAX_BODY_BYTES
+from dashboard.probes.http import MAX_BODY_BYTES, basic_auth
 from dashboard.redact import sanitize
 
 
@@ -71,9 +71,15 @@ class PrometheusProbe:
 
         session = requests.Session()
         session.verify = not self._config.insecure
+        if self._config.insecure:
+            # The user turned checks off for this source: urllib3 would otherwise print a
+            # warning per request, across the TUI's screen.
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         session.trust_env = False
         session.hooks["response"].append(self._inspect)
-        auth = (self._config.username or "", self._config.password.reveal()) if self._config.password else None
+        auth = basic_auth(self._config)
         return PrometheusConnect(url=self._config.prometheus, session=session, auth=auth,
                                  retry=Retry(total=0, connect=0, read=0, redirect=0, status=0),
                                  timeout=self.deadline)
@@ -123,6 +129,8 @@ class PrometheusProbe:
             raise
         except requests.Timeout:
             raise ProbeError(Failure.ERROR, "Prometheus timeout") from None
+        except requests.exceptions.SSLError:
+            raise ProbeError(Failure.ERROR, "Prometheus: TLS verification failed") from None
         except requests.ConnectionError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
             raise ProbeError(Failure.ERROR, f"Prometheus unreachable: {reason}") from None

@@ -61,6 +61,9 @@ class RedisProbe:
         except RedisConnectionError as exc:
             await self.close()
             text = str(exc)
+            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+                # The same words as the HTTP probes; `insecure = true` is the way past it.
+                raise ProbeError(Failure.ERROR, "TLS verification failed") from None
             reason = "connection refused" if "refused" in text.lower() or "111" in text else text
             raise ProbeError(Failure.DOWN, reason) from None
         except BaseException:

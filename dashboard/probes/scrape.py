@@ -9,7 +9,7 @@ from dashboard.model import Failure, Reading
 from dashboard.presets import get as get_preset
 from dashboard.presets.exposition import ExpositionError, family_prefixes, parse_text, prefilter
 from dashboard.probes.base import ProbeError
-from dashboard.probes.http import make_client, read_capped, transport_failure
+from dashboard.probes.http import basic_auth, make_client, read_capped, transport_failure
 from dashboard.redact import sanitize
 
 
@@ -22,8 +22,7 @@ class ScrapeProbe:
         self._config = target
         self._preset = get_preset(target.preset)
         self._families = family_prefixes(self._preset.METRICS)
-        auth = (target.username or "", target.password.reveal()) if target.password else None
-        self._client = make_client(deadline, target.insecure, auth)
+        self._client = make_client(deadline, target.insecure, basic_auth(target))
 
     async def collect(self) -> list[Reading]:
         try:
