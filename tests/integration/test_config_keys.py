@@ -33,8 +33,8 @@ from metric_texts import resilience4j_metrics, scaledash_metrics
 
 # Keys another change makes act, with the file whose tests show it.
 ELSEWHERE = {
-    "replica.max_lag_bytes": "tests/test_replica_truth.py",
-    "replica.max_lag_seconds": "tests/test_replica_truth.py",
+    "replica.max_lag_bytes": "tests/integration/test_replica_truth.py",
+    "replica.max_lag_seconds": "tests/integration/test_replica_truth.py",
 }
 
 # Key path -> the test in this file that shows the key acting.
