@@ -44,3 +44,10 @@ def test_pgpass_file_supplies_the_replica_password(pg, tmp_path, write_config):
 def test_wrong_password_in_pgpass_leaves_the_replica_not_ok(pg, tmp_path, write_config):
     component = _replica_state(pg, tmp_path, write_config, _pgpass(tmp_path, "not-the-password"))
     assert component["state"] != "OK", component
+
+
+def test_password_in_the_dsn_query_still_connects_to_real_postgres(pg, write_config):
+    path = write_config(_replica("primary", dsn=f"{pg.dsn(pg.primary)}?password={CANARY}"))
+    result = run_cli("check", "--json", "--config", str(path))
+    assert "replica[0].dsn: inline password" in result.err
+    assert json.loads(result.out)["components"][0]["state"] == "OK", result.out
