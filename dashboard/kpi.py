@@ -6,6 +6,7 @@ never a made-up number.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from dashboard.kinds.cache import overall_hit_rate
@@ -118,6 +119,8 @@ def compute(snap: Snapshot, probes: tuple[int, int] | None = None,
     out = []
     for name, (label, target, test) in TARGETS.items():
         value, detail = values[name]
+        if value is not None and not math.isfinite(value):
+            value, detail = None, "non-finite input figures"
         met = None if value is None else bool(test(value))
         out.append(Kpi(name, label, None if value is None else round(value, 4), target, met, detail))
     return tuple(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -105,7 +106,9 @@ def _envelope(result: list, warnings: list | None = None) -> bytes:
 
 
 def _vector(name: str, labels: dict, value: str) -> dict:
-    return {"metric": {"__name__": name, **labels}, "value": [1700000000.0, value]}
+    # Stamped now, as a real Prometheus stamps an instant query's answer: a fixed past
+    # time would be an old answer, and STALE (RELIABILITY.md case 23).
+    return {"metric": {"__name__": name, **labels}, "value": [time.time(), value]}
 
 
 def _fake_prometheus(http, body: bytes, status: int = 200, content_type: str = "application/json"):
