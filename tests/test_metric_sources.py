@@ -217,5 +217,5 @@ def test_a_prometheus_round_is_one_request_with_every_metric_and_up(http):
     asyncio.run(scenario())
     assert len(seen) == 2
     query = seen[0]
-    assert 'label_replace(rate(circuit_breaker_calls_total{job="api"}[1m]), "__name__"' in query
+    assert 'label_replace(rate(circuit_breaker_calls_total{job="api"}[1m]), "scaledash_metric"' in query
     assert 'batcher_flush_seconds_bucket{job="api"}' in query and query.endswith('up{job="api"}')

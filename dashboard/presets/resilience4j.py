@@ -64,9 +64,10 @@ class _Breaker:
 def fraction(percent: float) -> float | None:
     """Resilience4j's percent as a 0..1 fraction; its -1 ("not enough calls") is None.
 
-    NaN is passed on, for the kind to flag as non-finite.
+    NaN and the infinities are passed on, for the engine to flag as non-finite (-Inf
+    is not "not enough calls").
     """
-    if math.isnan(percent):
+    if not math.isfinite(percent):
         return percent
     if percent < 0:
         return None

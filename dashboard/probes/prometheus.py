@@ -32,29 +32,38 @@ from dashboard.redact import sanitize
 
 
 SAMPLED_AT = ":sampled_at"     # suffix of the series giving a gauge's sample time
+TAG = "scaledash_metric"       # the label that keeps each metric's series apart in `or`
 
 
 def round_query(preset, window: str, job: str | None) -> tuple[str, dict[str, bool]]:
     """One PromQL expression for a whole round, and which series names come rated.
 
     Every metric of the preset, joined with `or`: counters and histogram buckets as
-    rate() with their name put back (rate() drops it, and `or` keeps series apart by
-    their label sets), gauges as they are and as timestamp() under `<name>:sampled_at`,
-    and `up`. One HTTP request per round instead of one per metric: the cost of a
+    rate(), gauges as they are and as timestamp() (tagged `<name>:sampled_at`), and
+    `up`. One HTTP request per round instead of one per metric: the cost of a
     Prometheus source is mostly requests'. Rated series need no timestamp(): a counter
     with no sample inside the window has no rate, and its row goes stale by itself.
+
+    `or` matches series by their labels *without* the metric name, so two metrics with
+    the same label set (redis_exporter's redis_up and redis_keyspace_hits_total, a gauge
+    and its timestamp()) would keep only the first: each part is tagged with its name
+    in the label TAG, which also names the series that rate() and timestamp() leave
+    nameless.
     """
     selector = f'{{job="{job}"}}' if job else ""
     parts, rated = [], {}
+
+    def tagged(expr: str, name: str) -> str:
+        return f'label_replace({expr}, "{TAG}", "{name}", "", "")'
+
     for spec in preset.METRICS:
         if spec.type in ("counter", "histogram"):
             name = spec.name if spec.type == "counter" else f"{spec.name}_bucket"
-            parts.append(f'label_replace(rate({name}{selector}[{window}]), "__name__", "{name}", "", "")')
+            parts.append(tagged(f"rate({name}{selector}[{window}])", name))
             rated[name] = True
         else:
-            parts.append(f"{spec.name}{selector}")
-            parts.append(f'label_replace(timestamp({spec.name}{selector}), "__name__", '
-                         f'"{spec.name}{SAMPLED_AT}", "", "")')
+            parts.append(tagged(f"{spec.name}{selector}", spec.name))
+            parts.append(tagged(f"timestamp({spec.name}{selector})", spec.name + SAMPLED_AT))
             rated[spec.name] = False
     parts.append(f"up{selector}")
     return " or ".join(parts), rated
@@ -133,7 +142,7 @@ class PrometheusProbe:
         times: dict[tuple, float] = {}
         try:
             for item in self._client.custom_query(self._query):
-                name = item.get("metric", {}).get("__name__") if isinstance(item, dict) else None
+                name = _name_of(item)
                 if name == "up":
                     up.extend(s.value for s in _to_series(name, item, False))
                 elif name in self._rated:
@@ -181,10 +190,17 @@ class PrometheusProbe:
             client.close()
 
 
+def _name_of(item) -> str | None:
+    metric = item.get("metric") if isinstance(item, dict) else None
+    if not isinstance(metric, dict):
+        return None
+    return metric.get(TAG) or metric.get("__name__")
+
+
 def _to_series(name: str, item: dict, rated: bool) -> list[Series]:
     """The series of one result item, stamped with the evaluation time it came with."""
     try:
-        labels = {k: str(v) for k, v in item["metric"].items() if k != "__name__"}
+        labels = {k: str(v) for k, v in item["metric"].items() if k not in ("__name__", TAG)}
         value, at = float(item["value"][1]), item["value"][0]
     except (KeyError, TypeError, ValueError, IndexError):
         return []
