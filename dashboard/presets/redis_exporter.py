@@ -66,7 +66,9 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
     readings = []
     for key, f in redises.items():
         name = source_name if len(redises) == 1 or not key else f"{source_name}/{key}"
-        values = dict(f.values, layer=LAYER)
+        # A whole Redis's keyspace counters: the same lookups as a service's "redis"
+        # cache layer, so the hit-rate KPI must not count them twice (kpi.cache_hit_rate).
+        values = dict(f.values, layer=LAYER, _server_wide=True)
         if up.get(key) == 0:
             readings.append(Reading(Kind.CACHE, name, values, State.DOWN, "redis_up == 0 (via exporter)", LAYER,
                                     **f.times.fields()))
