@@ -462,7 +462,7 @@ class Engine:
         answered when it returned readings and none of them says a part is down: a
         timeout, a refusal, an ERROR (bad answer, Prometheus error), NO_DATA, an edge
         function answering another status than expected, `up == 0` all count as not
-        answered (README, "Targets").
+        answered (README, "uptime" under "The lab").
         """
         chosen = [t for t in self.targets if t.probe.source in sources] or self.targets
         return sum(t.answered for t in chosen), sum(t.attempts for t in chosen)

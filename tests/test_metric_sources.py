@@ -120,7 +120,9 @@ def _fake_prometheus(http, body: bytes, status: int = 200, content_type: str = "
     http.routes["/api/v1/query"] = handler
 
 
-GOOD = _envelope([_vector("circuit_breaker_state", {"breaker": "upstream"}, "0")])
+def _good() -> bytes:
+    """A good answer, stamped when asked for (a module-level constant ages with the run)."""
+    return _envelope([_vector("circuit_breaker_state", {"breaker": "upstream"}, "0")])
 
 
 @pytest.mark.parametrize("body, status, content_type, expected", [
@@ -139,7 +141,7 @@ GOOD = _envelope([_vector("circuit_breaker_state", {"breaker": "upstream"}, "0")
 ])
 def test_bad_prometheus_answers_are_errors_that_keep_the_last_good_value(http, body, status, content_type,
                                                                          expected):
-    _fake_prometheus(http, GOOD)
+    _fake_prometheus(http, _good())
     engine = _engine({"source": [{"name": "prom", "prometheus": http.url(""), "preset": "scaledash"}]})
 
     async def scenario():
@@ -201,7 +203,7 @@ def test_non_finite_values_from_prometheus_are_never_ok(http):
 
 
 def test_a_prometheus_round_is_one_request_with_every_metric_and_up(http):
-    _fake_prometheus(http, GOOD)
+    _fake_prometheus(http, _good())
     engine = _engine({"source": [{"name": "prom", "prometheus": http.url(""), "preset": "scaledash",
                                   "job": "api"}]})
     seen: list[str] = []
