@@ -190,6 +190,36 @@ redis_memory_used_bytes 1048576
     assert row.state is State.OK, row
 
 
+@pytest.mark.parametrize("with_exporter", [True, False])
+def test_a_redis_exporter_beside_the_service_cache_layers_is_not_counted_twice(http, with_exporter):
+    """The Redis behind a service's "redis" layer, also scraped through redis_exporter:
+    its keyspace lookups are the layer's own, so the hit-rate KPI is the service's."""
+    t0 = time.monotonic()
+
+    def service(request):
+        t = time.monotonic() - t0
+        text = f"""# TYPE cache_requests_total counter
+cache_requests_total{{cache="items",layer="memory",result="hit"}} {76 * t}
+cache_requests_total{{cache="items",layer="memory",result="miss"}} {24 * t}
+cache_requests_total{{cache="items",layer="redis",result="hit"}} {8 * t}
+cache_requests_total{{cache="items",layer="redis",result="miss"}} {16 * t}
+"""
+        return 200, {"Content-Type": "text/plain"}, text.encode()
+
+    def exporter(request):
+        t = time.monotonic() - t0
+        text = f"redis_up 1\nredis_keyspace_hits_total {8 * t}\nredis_keyspace_misses_total {16 * t}\n"
+        return 200, {"Content-Type": "text/plain"}, text.encode()
+
+    http.routes["/service"], http.routes["/exporter"] = service, exporter
+    sources = [{"name": "service", "scrape": http.url("/service"), "preset": "scaledash"}]
+    if with_exporter:
+        sources.append({"name": "redis", "scrape": http.url("/exporter"), "preset": "redis_exporter"})
+    kpi = next(k for k in _run(_engine({"source": sources})).kpis if k.name == "cache_hit_rate")
+    assert kpi.value == pytest.approx(0.84, abs=0.02), kpi       # (76 + 8) of 100 requests
+    assert kpi.met is True
+
+
 # ------------------------------------------------------------------ 2. non-finite values
 
 def _scaledash_text(bad: str, value: str) -> str:
