@@ -20,6 +20,7 @@ from typing import Callable
 from dashboard import kpi
 from dashboard.config import Config, Thresholds
 from dashboard.kinds import KINDS, banners_of, history_figures, relate_all
+from dashboard.kinds.base import non_finite
 from dashboard.model import Component, Event, Failure, Kind, Reading, Sample, Snapshot, SourceStatus, State
 from dashboard.probes.base import Probe, classify
 from dashboard.redact import safe_message
@@ -30,6 +31,7 @@ CANCEL_GRACE_S = 0.2      # how long a cancelled probe gets to clean up before w
 HISTORY_LEN = 120
 RATE_WINDOW_S = 5.0       # rates and windowed hit rates span up to this much history
 EVENTS_LEN = 200
+FUTURE_SKEW_S = 5.0       # a sample stamped further ahead of our wall clock than this is flagged
 
 
 @dataclass
@@ -51,6 +53,11 @@ class Track:
     since: float | None = None
     down_streak: int = 0
     history: dict[str, collections.deque] = field(default_factory=dict)
+    # The samples' own times, turned into offsets once, when the reading arrived:
+    # how old the oldest sample was then, how far ahead of our clock the newest.
+    sample_lag_s: float | None = None
+    sample_lead_s: float | None = None
+    warning: str | None = None       # the source's warning on the answer that fed this row
 
 
 @dataclass
@@ -67,6 +74,7 @@ class Target:
     in_flight: asyncio.Task | None = None
     attempts: int = 0
     successes: int = 0
+    answered: int = 0      # probes the service answered (uptime): see `uptime`
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -261,14 +269,18 @@ class Engine:
             return
         t.failures = 0
         t.last_ok_at = sample.finished
+        if not any(r.state is State.DOWN for r in sample.readings):
+            t.answered += 1
         for reading in sample.readings:
-            self._apply_reading(t, reading, sample.finished)
+            self._apply_reading(t, reading, sample.finished, sample.warning)
 
-    def _apply_reading(self, t: Target, reading: Reading, at: float) -> None:
+    def _apply_reading(self, t: Target, reading: Reading, at: float, warning: str | None = None) -> None:
         key = reading.ident
         track = t.tracks.get(key)
         if track is None:
             track = t.tracks[key] = Track(reading.kind, reading.name, reading.detail)
+        self._note_sample_times(track, reading)
+        track.warning = warning
         if track.reading is not None:
             track.earlier.append((track.read_at, track.reading))
         # Rates span up to RATE_WINDOW_S of readings, not just the last interval: a
@@ -296,6 +308,11 @@ class Engine:
         elif reading.state is not None:
             track.down_streak = 0
             track.state, track.reason = reading.state, reading.reason
+        elif bad := non_finite(reading.figures) or non_finite(track.metrics):
+            # One rule for every kind, on raw and derived figures alike: a -Inf counter
+            # that derive() quietly drops must not leave its row OK.
+            track.down_streak = 0
+            track.state, track.reason = State.DEGRADED, bad
         else:
             track.down_streak = 0
             try:
@@ -308,6 +325,37 @@ class Engine:
             value = track.metrics.get(figure)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 track.history.setdefault(figure, collections.deque(maxlen=HISTORY_LEN)).append(float(value))
+
+    def _note_sample_times(self, track: Track, reading: Reading) -> None:
+        """The one place a sample's wall-clock time meets ours; from here on, ages are
+        monotonic offsets (a wall clock jump later does not age or rejuvenate a row)."""
+        wall = self.wall()
+        track.sample_lag_s = wall - reading.sampled_at if reading.sampled_at is not None else None
+        track.sample_lead_s = reading.sampled_at_newest - wall if reading.sampled_at_newest is not None else None
+
+    def _data_age(self, track: Track, now: float) -> float | None:
+        """Age of a row's figures: since they arrived, plus how old their samples already were."""
+        if track.read_at is None:
+            return None
+        return (now - track.read_at) + max(0.0, track.sample_lag_s or 0.0)
+
+    def _sample_time_state(self, t: Target, track: Track, now: float) -> tuple[State, str] | None:
+        """Judgement from the samples' own times (RELIABILITY.md 23), when they have one.
+
+        Old: older than 2 poll intervals, or than the source's own grace (a Prometheus
+        source's rate_window: a gauge there is normally up to one scrape interval old)
+        -> STALE. From the future: more than FUTURE_SKEW_S ahead of our clock -> DEGRADED.
+        """
+        if track.sample_lag_s is None:
+            return None
+        age = self._data_age(track, now)
+        limit = max(2 * self.interval_of(t), getattr(t.probe, "sample_grace_s", 0.0))
+        if age > limit:
+            return State.STALE, f"sample is {age:.0f}s old (limit {limit:.0f}s)"
+        lead = track.sample_lead_s
+        if lead is not None and lead > FUTURE_SKEW_S:
+            return State.DEGRADED, f"sample timestamp {lead:.0f}s in the future (clock skew?)"
+        return None
 
     def _component_state(self, t: Target, track: Track, now: float) -> tuple[State, str | None]:
         sample = t.last_sample
@@ -329,6 +377,9 @@ class Engine:
         if age > 2 * self.interval_of(t):
             why = f"no fresh data for {age:.1f}s"
             return State.STALE, f"{why}: {t.last_error}" if t.last_error and t.failures else why
+        timed = self._sample_time_state(t, track, now)
+        if timed is not None and timed[0].severity >= track.state.severity:
+            return timed
         return track.state, track.reason
 
     def _source_state(self, t: Target, now: float) -> tuple[State, str | None]:
@@ -360,7 +411,8 @@ class Engine:
         components = [self._note_transition(t, track, comp, now) for (t, track, _), comp in zip(rows, judged)]
         banners = banners_of(components)
         snap = Snapshot(generated_at=self.wall(), components=tuple(components), sources=tuple(sources),
-                        kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners)
+                        kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners,
+                        starting=any(t.last_sample is None for t in self.targets))
         return kpi.with_kpis(snap, self.uptime(), self.failover_seconds)
 
     def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
@@ -380,9 +432,10 @@ class Engine:
         history = {k: tuple(v) for k, v in track.history.items()}
         return Component(
             kind=track.kind, name=track.name, state=state, reason=reason, source=t.probe.source,
-            target=t.probe.target, age_s=round(now - track.read_at, 3) if track.read_at is not None else None,
+            target=t.probe.target, age_s=_rounded(self._data_age(track, now)),
             metrics=dict(track.metrics), detail=track.detail,
             last_error=t.last_error, next_probe_in_s=self._next_in(t, now), history=history,
+            warning=track.warning,
         )
 
     def _source_status(self, t: Target, now: float) -> SourceStatus:
@@ -401,15 +454,27 @@ class Engine:
             return None
         return round(max(0.0, t.next_due - now), 3)
 
-    def uptime(self, sources: tuple[str, ...] = ("scrape", "http")) -> tuple[int, int]:
-        """(successful probes, all probes) of the service-facing targets, else of all."""
+    def uptime(self, sources: tuple[str, ...] = ("scrape", "prometheus", "http")) -> tuple[int, int]:
+        """(probes the service answered, all probes) of the service-facing targets, else of all.
+
+        Service-facing: metric sources (/metrics, Prometheus) and HTTP targets (edge
+        functions, CDN URLs); with none configured, every target. A probe counts as
+        answered when it returned readings and none of them says a part is down: a
+        timeout, a refusal, an ERROR (bad answer, Prometheus error), NO_DATA, an edge
+        function answering another status than expected, `up == 0` all count as not
+        answered (README, "uptime" under "The lab").
+        """
         chosen = [t for t in self.targets if t.probe.source in sources] or self.targets
-        return sum(t.successes for t in chosen), sum(t.attempts for t in chosen)
+        return sum(t.answered for t in chosen), sum(t.attempts for t in chosen)
 
 
 def _timeout_failure(probe: Probe) -> Failure:
     """A metric source that does not answer is an ERROR of that source, not a DOWN target."""
     return getattr(probe, "timeout_failure", Failure.DOWN)
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
 
 
 def _label(c: Component) -> str:

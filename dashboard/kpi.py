@@ -6,6 +6,7 @@ never a made-up number.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from dashboard.kinds.cache import overall_hit_rate
@@ -79,7 +80,9 @@ def error_rate(snap: Snapshot) -> tuple[float | None, str | None]:
 def cache_hit_rate(snap: Snapshot) -> tuple[float | None, str | None]:
     """Hits over lookups; for a multi-layer cache each request counts once."""
     caches = [c for c in _fresh(snap.components, Kind.CACHE) if c.metrics.get("hits_per_s") is not None]
-    layered = [c for c in caches if c.source != "redis"] or caches
+    # A Redis's own counters (direct INFO, redis_exporter) count the lookups a service's
+    # cache layers already count: those layers win when there are any.
+    layered = [c for c in caches if c.source != "redis" and not c.metrics.get("_server_wide")] or caches
     groups: dict[str, list[Component]] = {}
     for c in layered:
         groups.setdefault(f"{c.target}/{c.name}", []).append(c)
@@ -118,6 +121,8 @@ def compute(snap: Snapshot, probes: tuple[int, int] | None = None,
     out = []
     for name, (label, target, test) in TARGETS.items():
         value, detail = values[name]
+        if value is not None and not math.isfinite(value):
+            value, detail = None, "non-finite input figures"
         met = None if value is None else bool(test(value))
         out.append(Kpi(name, label, None if value is None else round(value, 4), target, met, detail))
     return tuple(out)

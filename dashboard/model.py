@@ -77,6 +77,12 @@ class Reading:
     counters as `<name>_total`; a source that already reports a rate may give
     `<name>_per_s` instead. `state` lets a source force a state it knows for certain
     (e.g. DOWN "via prometheus" when `up == 0`).
+
+    `sampled_at` / `sampled_at_newest`: wall-clock epoch seconds of the oldest and the
+    newest sample feeding the row, when the source stamps its samples (Prometheus
+    answers, /metrics lines with a timestamp); None when it does not. They are the one
+    wall-clock value crossing into the engine, which turns them into a monotonic age
+    once, when the reading arrives.
     """
 
     kind: Kind
@@ -85,6 +91,8 @@ class Reading:
     state: State | None = None
     reason: str | None = None
     detail: str | None = None          # tells apart rows of one name, e.g. a cache's layer
+    sampled_at: float | None = None
+    sampled_at_newest: float | None = None
 
     @property
     def ident(self) -> tuple[str, str, str]:
@@ -172,6 +180,9 @@ class Snapshot:
     events: tuple["Event", ...] = ()
     service: tuple[Component, ...] = ()   # Kind.SERVICE rows: feed the KPIs, not shown as rows
     banners: tuple[str, ...] = ()         # fleet-wide alarms, e.g. two writable primaries
+    # True until every target has finished its first probe (answered or failed): a
+    # consumer says "starting" rather than judging a fleet half of which is unasked yet.
+    starting: bool = False
 
     @property
     def overall(self) -> State:

@@ -13,7 +13,7 @@ from typing import Any
 
 from dashboard.kinds import contract_metrics
 from dashboard.format import STATE_STYLE as STYLE, format_float
-from dashboard.model import Snapshot, State
+from dashboard.model import Component, Snapshot, State
 from dashboard.redact import safe_message
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -49,6 +49,7 @@ def to_json(snap: Snapshot) -> dict:
             "reason": safe_message(c.reason, 200) if c.reason else None,
             "source": c.source, "age_s": _plain(c.age_s), "target": c.target,
             "metrics": _plain(contract_metrics(c.kind, dict(c.metrics))),
+            "warning": safe_message(c.warning, 200) if c.warning else None,
         })
     return {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.generated_at)),
@@ -81,6 +82,28 @@ def figure_text(value: Any) -> str:
     return safe_message(value, 40)
 
 
+WARNING_MARK = "!"
+
+
+def _state_text(c: Component):
+    """The state word, with a "!" when the source warned about the data of this row."""
+    from rich.text import Text
+
+    text = Text(c.state.value, style=STYLE[c.state])
+    if c.warning:
+        text.append(WARNING_MARK, style="bold yellow")
+    return text
+
+
+def _reason_text(c: Component):
+    from rich.text import Text
+
+    text = Text(safe_message(c.reason or "", 80))
+    if c.warning:
+        text.append(("; " if c.reason else "") + f"{WARNING_MARK} {safe_message(c.warning, 80)}", style="yellow")
+    return text
+
+
 def render_table(snap: Snapshot, console) -> None:
     """The human table (rich). Remote text is passed as Text, never parsed as markup."""
     from rich.table import Table
@@ -97,9 +120,8 @@ def render_table(snap: Snapshot, console) -> None:
     for c in snap.components:
         name = c.name + (f"/{c.detail}" if c.detail else "")
         age = "-" if c.age_s is None else f"{c.age_s:.1f}s"
-        table.add_row(Text(c.kind.value), Text(safe_message(name, 40)), Text(c.state.value, style=STYLE[c.state]),
-                      Text(KINDS[c.kind].brief(dict(c.metrics))), Text(f"{age} {c.source}"),
-                      Text(safe_message(c.reason or "", 80)))
+        table.add_row(Text(c.kind.value), Text(safe_message(name, 40)), _state_text(c),
+                      Text(KINDS[c.kind].brief(dict(c.metrics))), Text(f"{age} {c.source}"), _reason_text(c))
     console.print(table)
     for s in snap.sources:
         if s.state is not State.OK:

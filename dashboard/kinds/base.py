@@ -50,7 +50,9 @@ def counter_rate(cur: Reading, prev: Reading | None, dt: float | None, name: str
 
 
 def ratio(part: float | None, whole: float | None) -> float | None:
-    if part is None or whole is None or whole <= 0:
+    """part / whole clamped to 0..1; None when unknown, or when either is non-finite
+    (clamping NaN gives 1.0: a made-up 100 % error rate)."""
+    if part is None or whole is None or not (is_finite(part) and is_finite(whole)) or whole <= 0:
         return None
     return max(0.0, min(1.0, part / whole))
 
@@ -96,11 +98,24 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return prev_le
 
 
-def non_finite(metrics: Mapping[str, Any]) -> str | None:
-    """The first figure that is NaN or infinite, as "name=value", else None."""
+def non_finite(metrics: Mapping[str, Any], prefix: str = "") -> str | None:
+    """The first figure that is NaN or infinite, as "non-finite value name=value", else None.
+
+    Walks what a Reading or derived figures hold: plain numbers, per-node maps, and
+    histogram buckets [(le, count)], whose counts are checked (le=+Inf is the last bucket).
+    """
     for key, value in metrics.items():
+        name = f"{prefix}{key}"
         if isinstance(value, float) and not math.isfinite(value):
-            return f"non-finite value {key}={format_float(value)}"
+            return f"non-finite value {name}={format_float(value)}"
+        if isinstance(value, Mapping):
+            bad = non_finite(value, f"{name}.")
+            if bad:
+                return bad
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                if isinstance(item, tuple) and len(item) == 2 and not is_finite(item[1]):
+                    return f"non-finite value {name}[le={format_float(item[0])}]={format_float(item[1])}"
     return None
 
 

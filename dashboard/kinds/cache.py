@@ -28,6 +28,7 @@ def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
         "invalidations_per_s": counter_rate(cur, prev, dt, "invalidations"),
         "memory_bytes": f.get("memory_bytes"),
         "min_hit_rate": f.get("min_hit_rate"),
+        "_server_wide": f.get("_server_wide"),
     }
 
 

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard.presets.base import Series
 
-_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?[ \t]*")
+# name, label block, value, optional timestamp (milliseconds since the epoch)
+_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+(-?\d+))?[ \t]*")
 _LABEL = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*(?:,|$)')
 _ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
@@ -81,7 +82,7 @@ def fast_parse(text: str, max_series: int = MAX_SERIES) -> list[Series] | None:
         match = _SAMPLE.fullmatch(line)
         if match is None:
             return None
-        name, block, raw = match.groups()
+        name, block, raw, millis = match.groups()
         labels = _labels(block) if block else {}
         if labels is None:
             return None
@@ -91,10 +92,20 @@ def fast_parse(text: str, max_series: int = MAX_SERIES) -> list[Series] | None:
             return None
         if name in counters and not name.endswith("_total"):
             name += "_total"          # as the reference parser names a counter's sample
-        out.append(Series(name, labels, value))
+        out.append(Series(name, labels, value, timestamp=int(millis) / 1000.0 if millis else None))
         if len(out) > max_series:
             raise ExpositionError(f"more than {max_series} series")
     return out
+
+
+def _seconds(timestamp) -> float | None:
+    """The reference parser's timestamp (seconds, or a Timestamp) as float seconds."""
+    if timestamp is None:
+        return None
+    try:
+        return float(timestamp)
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_text(text: str, max_series: int = MAX_SERIES) -> list[Series]:
@@ -105,7 +116,8 @@ def parse_text(text: str, max_series: int = MAX_SERIES) -> list[Series]:
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                out.append(Series(sample.name, dict(sample.labels), float(sample.value)))
+                out.append(Series(sample.name, dict(sample.labels), float(sample.value),
+                                  timestamp=_seconds(sample.timestamp)))
                 if len(out) > max_series:
                     raise ExpositionError(f"more than {max_series} series")
     except ExpositionError:

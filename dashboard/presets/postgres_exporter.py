@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from dashboard.model import Kind, Reading, State
-from dashboard.presets.base import Figures, MetricSpec, Series, group
+from dashboard.presets.base import Figures, MetricSpec, SampleTimes, Series, group
 
 METRICS = (
     MetricSpec("pg_up", "gauge"),
@@ -54,6 +54,7 @@ class _Node:
     lag: list = field(default_factory=list)           # (priority, seconds)
     standbys: dict = field(default_factory=dict)      # standby identity -> (state, lag bytes)
     xact: Figures = field(default_factory=Figures)
+    times: SampleTimes = field(default_factory=SampleTimes)
 
 
 def _flag(value: float) -> bool | None:
@@ -80,7 +81,9 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
     nodes: dict[str, _Node] = defaultdict(_Node)
 
     def node(s: Series) -> _Node:
-        return nodes[s.label("instance") or s.label("server") or default]
+        n = nodes[s.label("instance") or s.label("server") or default]
+        n.times.note(s)
+        return n
 
     def pg_up(s: Series) -> None:
         n = node(s)
@@ -133,7 +136,8 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
         elif lag is not None:
             figures["lag_seconds"] = lag
         if n.up == 0:
-            readings.append(Reading(Kind.REPLICA, names[key], figures, State.DOWN, "pg_up == 0 (via exporter)"))
+            readings.append(Reading(Kind.REPLICA, names[key], figures, State.DOWN, "pg_up == 0 (via exporter)",
+                                    **n.times.fields()))
         else:
-            readings.append(Reading(Kind.REPLICA, names[key], figures))
+            readings.append(Reading(Kind.REPLICA, names[key], figures, **n.times.fields()))
     return readings

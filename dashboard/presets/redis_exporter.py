@@ -53,21 +53,25 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
 
     def redis_up(s: Series) -> None:
         key = _instance(s)
-        redises.setdefault(key, Figures())  # a Redis that is down has no other series, but is a row
+        # A Redis that is down has no other series, but is a row.
+        redises.setdefault(key, Figures()).times.note(s)
         up[key] = min(up.get(key, s.value), s.value)
 
     group(series, {
         "redis_up": redis_up,
-        "redis_memory_used_bytes": lambda s: redises[_instance(s)].set("memory_bytes", s.value),
+        "redis_memory_used_bytes": lambda s: redises[_instance(s)].set("memory_bytes", s.value, s),
         **{name: counter(figure) for name, figure in COUNTERS.items()},
     })
 
     readings = []
     for key, f in redises.items():
         name = source_name if len(redises) == 1 or not key else f"{source_name}/{key}"
-        values = dict(f.values, layer=LAYER)
+        # A whole Redis's keyspace counters: the same lookups as a service's "redis"
+        # cache layer, so the hit-rate KPI must not count them twice (kpi.cache_hit_rate).
+        values = dict(f.values, layer=LAYER, _server_wide=True)
         if up.get(key) == 0:
-            readings.append(Reading(Kind.CACHE, name, values, State.DOWN, "redis_up == 0 (via exporter)", LAYER))
+            readings.append(Reading(Kind.CACHE, name, values, State.DOWN, "redis_up == 0 (via exporter)", LAYER,
+                                    **f.times.fields()))
         else:
-            readings.append(Reading(Kind.CACHE, name, values, detail=LAYER))
+            readings.append(Reading(Kind.CACHE, name, values, detail=LAYER, **f.times.fields()))
     return readings

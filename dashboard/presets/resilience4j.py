@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from dashboard.model import Kind, Reading
-from dashboard.presets.base import Figures, MetricSpec, Series, group
+from dashboard.presets.base import Figures, MetricSpec, SampleTimes, Series, group
 
 METRICS = (
     MetricSpec("resilience4j_circuitbreaker_state", "gauge"),
@@ -58,14 +58,16 @@ class _Breaker:
     timer: Figures = field(default_factory=Figures)          # calls_seconds_count
     collector: Figures = field(default_factory=Figures)      # calls_total
     not_permitted: Figures = field(default_factory=Figures)  # not_permitted_calls_total
+    times: SampleTimes = field(default_factory=SampleTimes)
 
 
 def fraction(percent: float) -> float | None:
     """Resilience4j's percent as a 0..1 fraction; its -1 ("not enough calls") is None.
 
-    NaN is passed on, for the kind to flag as non-finite.
+    NaN and the infinities are passed on, for the engine to flag as non-finite (-Inf
+    is not "not enough calls").
     """
-    if math.isnan(percent):
+    if not math.isfinite(percent):
         return percent
     if percent < 0:
         return None
@@ -87,6 +89,7 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
         def handle(s: Series) -> None:
             name = s.label("name")
             if name:  # a series without the breaker's name cannot be placed
+                breakers[name].times.note(s)
                 handler(breakers[name], s)
         return handle
 
@@ -126,5 +129,5 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
             values["failure_rate"] = _worst_rate(b.failure_rates)
         if b.slow_rates:
             values["slow_call_rate"] = _worst_rate(b.slow_rates)
-        readings.append(Reading(Kind.BREAKER, name, values))
+        readings.append(Reading(Kind.BREAKER, name, values, **b.times.fields()))
     return readings

@@ -48,7 +48,7 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
     service = Figures()
 
     def breaker_state(s: Series) -> None:
-        breakers[s.label("breaker", "default")].set("state", s.value)
+        breakers[s.label("breaker", "default")].set("state", s.value, s)
 
     def breaker_calls(s: Series) -> None:
         outcome = OUTCOMES.get(s.label("outcome"))
@@ -94,7 +94,8 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
         "batcher_frames_total": batcher_figure("frames"),
         "batcher_flush_seconds_bucket": lambda s: batchers[s.label("batcher", "default")].add_bucket(
             "flush_buckets", s),
-        "batcher_subscribers": lambda s: batchers[s.label("batcher", "default")].set("subscribers", s.value),
+        "batcher_subscribers": lambda s: batchers[s.label("batcher", "default")].set("subscribers", s.value,
+                                                                                      s),
         "edge_function_invocations_total": edge_invocations,
         "edge_function_duration_seconds_bucket": lambda s: edges[s.label("function", "default")].add_bucket(
             "duration_buckets", s),
@@ -104,12 +105,13 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
             "cached_buckets" if s.label("cached") == "true" else "uncached_buckets", s),
     })
 
-    readings = [Reading(Kind.BREAKER, name, f.values) for name, f in breakers.items()]
+    readings = [Reading(Kind.BREAKER, name, f.values, **f.times.fields()) for name, f in breakers.items()]
     for (name, layer), f in caches.items():
-        values = dict(f.values, layer=layer or None, **invalidations.get(name, Figures()).values)
-        readings.append(Reading(Kind.CACHE, name, values, detail=layer or None))
-    readings += [Reading(Kind.BATCHER, name, f.values) for name, f in batchers.items()]
-    readings += [Reading(Kind.EDGE, name, f.values) for name, f in edges.items()]
+        extra = invalidations.get(name, Figures())
+        values = dict(f.values, layer=layer or None, **extra.values)
+        readings.append(Reading(Kind.CACHE, name, values, detail=layer or None, **f.times.merge(extra.times).fields()))
+    readings += [Reading(Kind.BATCHER, name, f.values, **f.times.fields()) for name, f in batchers.items()]
+    readings += [Reading(Kind.EDGE, name, f.values, **f.times.fields()) for name, f in edges.items()]
     if service.values:
-        readings.append(Reading(Kind.SERVICE, source_name, service.values))
+        readings.append(Reading(Kind.SERVICE, source_name, service.values, **service.times.fields()))
     return readings

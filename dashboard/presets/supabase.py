@@ -68,11 +68,13 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
     up: dict[str, float] = {}
 
     def db(s: Series) -> Figures:
-        return figures[_database(s) or default]
+        f = figures[_database(s) or default]
+        f.times.note(s)
+        return f
 
     def pg_up(s: Series) -> None:
         key = _database(s) or default
-        figures.setdefault(key, Figures())
+        figures.setdefault(key, Figures()).times.note(s)
         up[key] = min(up.get(key, s.value), s.value)
 
     def flag(figure: str):
@@ -117,7 +119,8 @@ def interpret(series: Iterable[Series], source_name: str) -> list[Reading]:
         alone = len(figures) == 1 or (not replica and primaries == 1)
         name = source_name if alone or not key else f"{source_name}/{key}"
         if up.get(key) == 0:
-            readings.append(Reading(Kind.REPLICA, name, values, State.DOWN, "pg_up == 0 (via Supabase Metrics API)"))
+            readings.append(Reading(Kind.REPLICA, name, values, State.DOWN, "pg_up == 0 (via Supabase Metrics API)",
+                                    **f.times.fields()))
         else:
-            readings.append(Reading(Kind.REPLICA, name, values))
+            readings.append(Reading(Kind.REPLICA, name, values, **f.times.fields()))
     return readings

@@ -6,12 +6,20 @@ A response hook caps the decompressed body, keeps Prometheus' `warnings`, and tu
 error envelopes into their errorType before the client sees them. Counters are
 queried as rate() over `rate_window`, so figures stay meaningful however often
 Prometheus scrapes; `up` tells a target that is down from one that is silent.
+
+Sample times (RELIABILITY.md 23): an instant-vector result carries [t, value], where t
+is the evaluation time (Prometheus' own clock, or a caching proxy's answer from long
+ago); a gauge's last sample may be up to Prometheus' lookback (5 min) older than that,
+and older still with `honor_timestamps` on an exporter that stamps its lines. So each
+gauge is also queried through timestamp(), and every series carries the time of its
+sample: the gauge's own, else the evaluation time. The engine ages rows from them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 
 from dashboard.config import SourceTarget
@@ -23,23 +31,39 @@ from dashboard.probes.http import MAX_BODY_BYTES, basic_auth
 from dashboard.redact import sanitize
 
 
+SAMPLED_AT = ":sampled_at"     # suffix of the series giving a gauge's sample time
+TAG = "scaledash_metric"       # the label that keeps each metric's series apart in `or`
+
+
 def round_query(preset, window: str, job: str | None) -> tuple[str, dict[str, bool]]:
     """One PromQL expression for a whole round, and which series names come rated.
 
     Every metric of the preset, joined with `or`: counters and histogram buckets as
-    rate() with their name put back (rate() drops it, and `or` keeps series apart by
-    their label sets), gauges as they are, and `up`. One HTTP request per round
-    instead of one per metric: the cost of a Prometheus source is mostly requests'.
+    rate(), gauges as they are and as timestamp() (tagged `<name>:sampled_at`), and
+    `up`. One HTTP request per round instead of one per metric: the cost of a
+    Prometheus source is mostly requests'. Rated series need no timestamp(): a counter
+    with no sample inside the window has no rate, and its row goes stale by itself.
+
+    `or` matches series by their labels *without* the metric name, so two metrics with
+    the same label set (redis_exporter's redis_up and redis_keyspace_hits_total, a gauge
+    and its timestamp()) would keep only the first: each part is tagged with its name
+    in the label TAG, which also names the series that rate() and timestamp() leave
+    nameless.
     """
     selector = f'{{job="{job}"}}' if job else ""
     parts, rated = [], {}
+
+    def tagged(expr: str, name: str) -> str:
+        return f'label_replace({expr}, "{TAG}", "{name}", "", "")'
+
     for spec in preset.METRICS:
         if spec.type in ("counter", "histogram"):
             name = spec.name if spec.type == "counter" else f"{spec.name}_bucket"
-            parts.append(f'label_replace(rate({name}{selector}[{window}]), "__name__", "{name}", "", "")')
+            parts.append(tagged(f"rate({name}{selector}[{window}])", name))
             rated[name] = True
         else:
-            parts.append(f"{spec.name}{selector}")
+            parts.append(tagged(f"{spec.name}{selector}", spec.name))
+            parts.append(tagged(f"timestamp({spec.name}{selector})", spec.name + SAMPLED_AT))
             rated[spec.name] = False
     parts.append(f"up{selector}")
     return " or ".join(parts), rated
@@ -56,6 +80,9 @@ class PrometheusProbe:
     def __init__(self, target: SourceTarget, deadline: float):
         self.target = target.name
         self.deadline = deadline
+        # A gauge is normally up to one scrape interval old, and rate_window spans at
+        # least two of them: older than this (or 2 poll intervals) is STALE (engine).
+        self.sample_grace_s = window_seconds(target.rate_window)
         self._config = target
         self._preset = get_preset(target.preset)
         self._query, self._rated = round_query(self._preset, target.rate_window, target.job)
@@ -118,13 +145,17 @@ class PrometheusProbe:
         self._envelope.warnings = []
         series: list[Series] = []
         up: list[float] = []
+        times: dict[tuple, float] = {}
         try:
             for item in self._client.custom_query(self._query):
-                name = item.get("metric", {}).get("__name__") if isinstance(item, dict) else None
+                name = _name_of(item)
                 if name == "up":
                     up.extend(s.value for s in _to_series(name, item, False))
                 elif name in self._rated:
                     series.extend(_to_series(name, item, self._rated[name]))
+                elif isinstance(name, str) and name.endswith(SAMPLED_AT):
+                    for s in _to_series(name.removesuffix(SAMPLED_AT), item, False):
+                        times[_key(s)] = s.value
         except ProbeError:
             raise
         except requests.Timeout:
@@ -136,7 +167,7 @@ class PrometheusProbe:
             raise ProbeError(Failure.ERROR, f"Prometheus unreachable: {reason}") from None
         except Exception as exc:  # PrometheusApiClientException, odd shapes: the source is broken
             raise ProbeError(Failure.ERROR, f"Prometheus: {type(exc).__name__}") from None
-        return series, up, list(self._envelope.warnings)
+        return [_with_time(s, times) for s in series], up, list(self._envelope.warnings)
 
     def _guarded_round(self):
         # A thread cannot be cancelled: if the last round overran its deadline and is
@@ -167,9 +198,42 @@ class PrometheusProbe:
             client.close()
 
 
+def _name_of(item) -> str | None:
+    metric = item.get("metric") if isinstance(item, dict) else None
+    if not isinstance(metric, dict):
+        return None
+    return metric.get(TAG) or metric.get("__name__")
+
+
 def _to_series(name: str, item: dict, rated: bool) -> list[Series]:
+    """The series of one result item, stamped with the evaluation time it came with."""
     try:
-        labels = {k: str(v) for k, v in item["metric"].items() if k != "__name__"}
-        return [Series(name, labels, float(item["value"][1]), rated)]
+        labels = {k: str(v) for k, v in item["metric"].items() if k not in ("__name__", TAG)}
+        value, at = float(item["value"][1]), item["value"][0]
     except (KeyError, TypeError, ValueError, IndexError):
         return []
+    try:
+        stamp = float(at)
+    except (TypeError, ValueError):
+        stamp = None
+    return [Series(name, labels, value, rated, stamp)]
+
+
+def _key(s: Series) -> tuple:
+    return (s.name, tuple(sorted(s.labels.items())))
+
+
+def _with_time(s: Series, times: dict[tuple, float]) -> Series:
+    """A gauge with the time of its own last sample, where timestamp() gave one."""
+    sampled = times.get(_key(s))
+    if sampled is None or s.rate:
+        return s
+    return Series(s.name, s.labels, s.value, s.rate, sampled)
+
+
+def window_seconds(window: str) -> float:
+    """Seconds of a PromQL range such as "90s", "1m" or "2h" (validated by config)."""
+    match = re.fullmatch(r"(\d+)([smh])", window or "")
+    if match is None:
+        return 60.0
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -105,7 +106,9 @@ def _envelope(result: list, warnings: list | None = None) -> bytes:
 
 
 def _vector(name: str, labels: dict, value: str) -> dict:
-    return {"metric": {"__name__": name, **labels}, "value": [1700000000.0, value]}
+    # Stamped now, as a real Prometheus stamps an instant query's answer: a fixed past
+    # time would be an old answer, and STALE (RELIABILITY.md case 23).
+    return {"metric": {"__name__": name, **labels}, "value": [time.time(), value]}
 
 
 def _fake_prometheus(http, body: bytes, status: int = 200, content_type: str = "application/json"):
@@ -117,7 +120,9 @@ def _fake_prometheus(http, body: bytes, status: int = 200, content_type: str = "
     http.routes["/api/v1/query"] = handler
 
 
-GOOD = _envelope([_vector("circuit_breaker_state", {"breaker": "upstream"}, "0")])
+def _good() -> bytes:
+    """A good answer, stamped when asked for (a module-level constant ages with the run)."""
+    return _envelope([_vector("circuit_breaker_state", {"breaker": "upstream"}, "0")])
 
 
 @pytest.mark.parametrize("body, status, content_type, expected", [
@@ -136,7 +141,7 @@ GOOD = _envelope([_vector("circuit_breaker_state", {"breaker": "upstream"}, "0")
 ])
 def test_bad_prometheus_answers_are_errors_that_keep_the_last_good_value(http, body, status, content_type,
                                                                          expected):
-    _fake_prometheus(http, GOOD)
+    _fake_prometheus(http, _good())
     engine = _engine({"source": [{"name": "prom", "prometheus": http.url(""), "preset": "scaledash"}]})
 
     async def scenario():
@@ -198,7 +203,7 @@ def test_non_finite_values_from_prometheus_are_never_ok(http):
 
 
 def test_a_prometheus_round_is_one_request_with_every_metric_and_up(http):
-    _fake_prometheus(http, GOOD)
+    _fake_prometheus(http, _good())
     engine = _engine({"source": [{"name": "prom", "prometheus": http.url(""), "preset": "scaledash",
                                   "job": "api"}]})
     seen: list[str] = []
@@ -214,5 +219,5 @@ def test_a_prometheus_round_is_one_request_with_every_metric_and_up(http):
     asyncio.run(scenario())
     assert len(seen) == 2
     query = seen[0]
-    assert 'label_replace(rate(circuit_breaker_calls_total{job="api"}[1m]), "__name__"' in query
+    assert 'label_replace(rate(circuit_breaker_calls_total{job="api"}[1m]), "scaledash_metric"' in query
     assert 'batcher_flush_seconds_bucket{job="api"}' in query and query.endswith('up{job="api"}')
