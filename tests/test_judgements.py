@@ -287,6 +287,16 @@ def _only(snap: Snapshot) -> tuple[State, str | None]:
     return c.state, c.reason
 
 
+def _until_ok(engine: Engine, clock: Clock, rounds: int = 30) -> Snapshot:
+    """Rounds until the row is OK again: a recovery may be held for a while (hysteresis),
+    so the test waits for the state instead of counting rounds."""
+    for _ in range(rounds):
+        snap = _round(engine, clock)
+        if _only(snap)[0] is State.OK:
+            return snap
+    raise AssertionError(f"not OK again within {rounds} rounds: {_only(snap)}")
+
+
 def _breaker_probe(state: float = 0.0) -> ScriptedProbe:
     return ScriptedProbe("svc", "scrape", [Reading(Kind.BREAKER, "b", {"state": state})])
 
@@ -326,7 +336,7 @@ def test_a_row_its_source_stops_reporting_is_stale_until_it_is_back():
     readings, probe.readings = probe.readings, []
     assert _only(_round(engine, clock)) == (State.STALE, "no longer reported by the source")
     probe.readings = readings
-    assert _only(_round(engine, clock))[0] is State.OK
+    _until_ok(engine, clock)
 
 
 def test_one_failure_is_stale_two_are_down_and_one_answer_is_ok_again():
@@ -340,7 +350,7 @@ def test_one_failure_is_stale_two_are_down_and_one_answer_is_ok_again():
     snap = _round(engine, clock)
     assert _only(snap) == (State.DOWN, "connection refused") and snap.sources[0].state is State.DOWN
     probe.failure = None
-    snap = _round(engine, clock)
+    snap = _until_ok(engine, clock)
     assert _only(snap) == (State.OK, None) and snap.sources[0].state is State.OK
 
 
@@ -353,7 +363,7 @@ def test_an_unusable_or_empty_answer_is_error_or_no_data_at_once_and_ok_after(fa
     snap = _round(engine, clock)
     assert _only(snap) == (state, "what the source said") and snap.sources[0].state is state
     probe.failure = None
-    assert _only(_round(engine, clock)) == (State.OK, None)
+    assert _only(_until_ok(engine, clock)) == (State.OK, None)
 
 
 def test_a_degraded_figure_is_degraded_and_ok_once_it_is_back_inside():
@@ -361,11 +371,7 @@ def test_a_degraded_figure_is_degraded_and_ok_once_it_is_back_inside():
     engine, clock = _engine(probe)
     assert _only(_round(engine, clock)) == (State.DEGRADED, "breaker open")
     probe.readings = [Reading(Kind.BREAKER, "b", {"state": 0.0})]
-    # A hold time before recovery may be added; wait for the state, do not count rounds.
-    for _ in range(30):
-        if _only(_round(engine, clock))[0] is State.OK:
-            break
-    assert _only(engine.snapshot()) == (State.OK, None)
+    assert _only(_until_ok(engine, clock)) == (State.OK, None)
 
 
 # ------------------------------------------------------------------ status rules on a real HTTP server

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -26,14 +27,28 @@ from dashboard.lab.stack import Lab
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 WAIT_S = 45
+CHECK_CONFIG = "check-kpis.toml"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     the_lab = Lab(tmp_path_factory.mktemp("kpi-lab"))
     the_lab.up(log=lambda line: None)
-    yield the_lab
-    the_lab.down()
+    try:
+        _write_check_config(the_lab)
+        yield the_lab
+    finally:
+        the_lab.down()
+
+
+def _write_check_config(lab: Lab) -> None:
+    """The lab's own config with longer deadlines: on a machine shared with other test
+    runs, an 800 ms scrape deadline missed in the second round of `check` leaves the
+    rates, and so the KPIs, unknown; this module judges KPIs, not deadlines."""
+    text = lab.config_path.read_text()
+    slow = text.replace('interval = "1s"\ntimeout = "800ms"', 'interval = "3s"\ntimeout = "2500ms"')
+    assert slow != text, "the lab config no longer starts with interval 1s / timeout 800ms"
+    (lab.dir / CHECK_CONFIG).write_text(slow)
 
 
 def _service_url(lab: Lab) -> str:
@@ -68,7 +83,7 @@ def _upstream(lab: Lab, failure_rate: float) -> None:
 
 
 def _check(lab: Lab) -> tuple[int, dict]:
-    result = run_cli("check", "--json", "--config", str(lab.config_path), "--window", "2s")
+    result = run_cli("check", "--json", "--config", str(lab.dir / CHECK_CONFIG), "--window", "2s")
     assert result.code in (0, 1, 2), result.text
     return result.code, json.loads(result.out)
 
@@ -83,14 +98,23 @@ def wait_kpi(lab: Lab, name: str, met: bool) -> dict:
 
     def judged():
         report = _check(lab)[1]
-        last[:] = [_kpi(report, name)]
-        return report if last[0]["met"] is met else None
+        last[:] = [report]
+        return report if _kpi(report, name)["met"] is met else None
 
     try:
         return wait_for(judged, timeout=WAIT_S, interval=0.5)
     except AssertionError:
         raise AssertionError(f"{name} never {'met' if met else 'missed'} within {WAIT_S}s; "
-                             f"last: {last[0] if last else 'no report'}") from None
+                             f"{_diagnosis(lab, last[0], name) if last else 'no report'}") from None
+
+
+def _diagnosis(lab: Lab, report: dict, name: str) -> str:
+    """The last KPI, the sources that feed the KPIs, and the tails of the service's and
+    the traffic generator's logs: enough to tell a wrong judgement from a stalled lab."""
+    sources = {(s.get("name"), s.get("state"), s.get("reason")) for s in report.get("sources", ())}
+    tails = {entry.name: Path(entry.log).read_text(errors="replace").splitlines()[-5:]
+             for entry in lab.entries() if entry.name in ("service", "traffic") and Path(entry.log).exists()}
+    return f"last: {_kpi(report, name)}; sources: {sorted(map(str, sources))}; logs: {tails}"
 
 
 def _rows(report: dict, kind: str, name: str) -> list[dict]:
@@ -157,17 +181,6 @@ def test_cache_speed_up_is_missed_when_hits_are_no_faster_than_the_database(lab)
     wait_kpi(lab, "cache_latency_improvement", met=True)
 
 
-def test_read_offload_is_missed_when_every_read_goes_to_the_primary(lab):
-    wait_kpi(lab, "primary_read_offload", met=True)
-    _switch(lab, replica_reads=False)
-    try:
-        report = wait_kpi(lab, "primary_read_offload", met=False)
-        assert _kpi(report, "primary_read_offload")["value"] < 0.8
-    finally:
-        _switch(lab, replica_reads=True)
-    wait_kpi(lab, "primary_read_offload", met=True)
-
-
 def test_frame_reduction_is_missed_without_batching(lab):
     wait_kpi(lab, "websocket_frame_reduction", met=True)
     _switch(lab, batch_window_ms=0)
@@ -179,13 +192,25 @@ def test_frame_reduction_is_missed_without_batching(lab):
     wait_kpi(lab, "websocket_frame_reduction", met=True)
 
 
+def test_read_offload_is_missed_when_every_read_goes_to_the_primary(lab):
+    wait_kpi(lab, "primary_read_offload", met=True)
+    _switch(lab, replica_reads=False)
+    try:
+        assert _admin(lab, "GET", "/admin/state")[1]["routing"]["reads"] == ["primary"]
+        report = wait_kpi(lab, "primary_read_offload", met=False)
+        assert _kpi(report, "primary_read_offload")["value"] < 0.8
+    finally:
+        _switch(lab, replica_reads=True)
+    wait_kpi(lab, "primary_read_offload", met=True)
+
+
 def test_replicas_gone_are_down_and_read_offload_is_missed(lab):
-    """Last in the module: the replicas stay stopped (lab down stops what is left)."""
+    """Last in the module, after the offload test ends met: the replicas stay stopped."""
     wait_kpi(lab, "primary_read_offload", met=True)
     for entry in lab.entries():
         if entry.name in ("postgres-replica-1", "postgres-replica-2"):
             entry.process().stop()
-    report = wait_kpi(lab, "primary_read_offload", met=False)
+    wait_kpi(lab, "primary_read_offload", met=False)
     code, report = _check(lab)
     assert code == 2 and report["overall"] == "DOWN"
     replicas = {c["name"]: c["state"] for c in report["components"]

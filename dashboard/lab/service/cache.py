@@ -115,7 +115,7 @@ class LayeredCache:
         # key -> monotonic time its Redis DEL failed; oldest first.
         self._dirty_in_redis: OrderedDict[object, float] = OrderedDict()
         self.bypass = False
-        self.hit_delay_ms = 0.0
+        self.hit_delay_ms = 0
         for layer in (MEMORY, REDIS):
             for result in ("hit", "miss"):
                 metrics.cache_requests.labels(name, layer, result)
@@ -237,5 +237,4 @@ class LayeredCache:
 
     def state(self) -> dict:
         return {"memory_entries": len(self.memory), "redis_generation": self._generation,
-                "keys_dirty_in_redis": len(self._dirty_in_redis), "redis_breaker": self._breaker.state,
-                "bypass": self.bypass, "hit_delay_ms": self.hit_delay_ms}
+                "keys_dirty_in_redis": len(self._dirty_in_redis), "redis_breaker": self._breaker.state}

@@ -234,8 +234,7 @@ class Database:
     def routing_table(self) -> dict:
         return {
             "writes": PRIMARY,
-            "reads": self.healthy_replicas() or [PRIMARY],
+            "reads": (self.healthy_replicas() if self.replica_reads else []) or [PRIMARY],
             "replicas": {name: m.health.as_dict() for name, m in self.monitors.items()},
             "fenced_keys": len(self.fence),
-            "replica_reads": self.replica_reads,
         }
