@@ -58,6 +58,7 @@ def _service_url(lab: Lab) -> str:
 
 def _admin(lab: Lab, method: str, path: str, body: dict | None = None,
            token: str | None = "lab") -> tuple[int, dict]:
+    """One call to the service: `token` "lab" sends the lab's admin token, None sends none."""
     headers = {"Content-Type": "application/json"}
     if token is not None:
         secret = (lab.dir / "secrets" / "admin_token").read_text() if token == "lab" else token

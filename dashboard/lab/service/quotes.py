@@ -3,8 +3,8 @@
 When the upstream fails or the breaker is open, the last good quote answers,
 marked `"stale": true` with its age; that is a served request, not an error.  Only
 before the first good quote is there nothing to fall back to (503).  The admin
-switch `fallback` (on by default) turns the stale answer off, so a failing upstream
-shows as failed requests: the error-rate target missed on purpose.
+switch `quote_fallback` (on by default) turns the stale answer off, so a failing
+upstream shows as failed requests: the error-rate target missed on purpose.
 """
 
 from __future__ import annotations
