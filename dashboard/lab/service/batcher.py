@@ -13,6 +13,10 @@ WebSocket overhead reduction the dashboard shows:
 The subscriber count cancels out, so the ratio is exact while the subscriber set
 is steady (and close when it changes). Events flushed while nobody subscribes are
 dropped uncounted: they would have cost no frame either way.
+
+A window of 0 ms turns batching off: every event goes out as a frame of its own,
+what a fan-out without batching sends (the admin switch `batch_window_ms` sets it at
+run time, so the frame-reduction target can be seen missed).
 """
 
 from __future__ import annotations
@@ -106,15 +110,24 @@ class RealtimeBatcher:
                 self._dropped = 0
             await self.flush(batch)
 
+    def set_window(self, window_ms: int) -> None:
+        """The batching window from the next event on; 0 = no batching."""
+        self._window = window_ms / 1000
+
     async def flush(self, batch: list[str]) -> None:
         subscribers = list(self.subscribers)
         if not batch or not subscribers:
             return
-        frame = "[" + ",".join(batch) + "]"
+        frames = [batch] if self._window else [[event] for event in batch]
+        for events in frames:
+            await self._send_frame(subscribers, events)
+
+    async def _send_frame(self, subscribers: list[web.WebSocketResponse], events: list[str]) -> None:
+        frame = "[" + ",".join(events) + "]"
         started = time.perf_counter()
         await asyncio.gather(*(self._send(ws, frame) for ws in subscribers))
         self._metrics.batcher_flush.labels(self.name).observe(time.perf_counter() - started)
-        self._metrics.batcher_messages.labels(self.name).inc(len(batch))
+        self._metrics.batcher_messages.labels(self.name).inc(len(events))
         self._metrics.batcher_frames.labels(self.name).inc()
 
     async def _send(self, ws: web.WebSocketResponse, frame: str) -> None:

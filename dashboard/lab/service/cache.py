@@ -17,6 +17,11 @@ Two races are closed here rather than hoped away:
   (REDIS_TTL_SECONDS), and Redis is not asked for it meanwhile.  Should that list
   overflow, the cache moves to a new key generation instead, so every older Redis
   entry is never read again.
+
+Two admin switches break the cache on purpose, so that its targets can be seen
+missed: `bypass` makes every lookup a miss in both layers and stores nothing (the
+hit rate of a cache that holds nothing), and `hit_delay_ms` makes every hit wait
+that long (a cache across a slow link: hits, but no faster than the database).
 """
 
 from __future__ import annotations
@@ -109,6 +114,8 @@ class LayeredCache:
         self._invalidated_at: OrderedDict[object, int] = OrderedDict()
         # key -> monotonic time its Redis DEL failed; oldest first.
         self._dirty_in_redis: OrderedDict[object, float] = OrderedDict()
+        self.bypass = False
+        self.hit_delay_ms = 0
         for layer in (MEMORY, REDIS):
             for result in ("hit", "miss"):
                 metrics.cache_requests.labels(name, layer, result)
@@ -125,14 +132,20 @@ class LayeredCache:
 
         `load()` may raise; nothing is cached then.
         """
+        if self.bypass:
+            self._count(MEMORY, False)
+            self._count(REDIS, False)
+            return await load(), None
         value = self.memory.get(key)
         self._count(MEMORY, value is not None)
         if value is not None:
+            await self._delay_hit()
             return value, MEMORY
         value, redis_answered = await self._redis_get(key)
         self._count(REDIS, value is not None)
         if value is not None:
             self._fill_memory(key, value, self._epoch)
+            await self._delay_hit()
             return value, REDIS
         started = self._epoch
         value = await load()
@@ -142,6 +155,10 @@ class LayeredCache:
             if redis_answered:
                 await self._fill_redis(key, value, started)
         return value, None
+
+    async def _delay_hit(self) -> None:
+        if self.hit_delay_ms:
+            await asyncio.sleep(self.hit_delay_ms / 1000)
 
     async def invalidate(self, *keys: object) -> None:
         """Remove `keys` from every layer before returning (see the module docstring)."""

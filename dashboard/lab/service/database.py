@@ -5,7 +5,9 @@ monitors call healthy and that have replayed the last write to the key being rea
 (a per-key read-your-writes fence on WAL positions); otherwise to the primary.
 Replica reads run through the `database` breaker: when they fail, or the breaker
 is open, the read falls back to the primary, and only when the primary fails too
-does the caller get DatabaseUnavailable (a 503).
+does the caller get DatabaseUnavailable (a 503).  The admin switch `replica_reads`
+(on by default) sends every read to the primary, the read-offload target missed on
+purpose.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class Database:
         self._metrics = metrics
         self._breaker = breaker
         self._turn = itertools.count()
+        self.replica_reads = True
         self._tasks: list[asyncio.Task] = []
         for name in [PRIMARY, *self.replicas]:
             for kind in ("read", "write"):
@@ -170,6 +173,8 @@ class Database:
 
     def read_candidates(self, key: object) -> list[str]:
         """Healthy replicas that have replayed the last write to `key`, in round-robin order."""
+        if not self.replica_reads:
+            return []
         names = self._replayed(self.fence.required(key))
         if not names:
             return []
@@ -229,7 +234,7 @@ class Database:
     def routing_table(self) -> dict:
         return {
             "writes": PRIMARY,
-            "reads": self.healthy_replicas() or [PRIMARY],
+            "reads": (self.healthy_replicas() if self.replica_reads else []) or [PRIMARY],
             "replicas": {name: m.health.as_dict() for name, m in self.monitors.items()},
             "fenced_keys": len(self.fence),
         }

@@ -2,7 +2,9 @@
 
 When the upstream fails or the breaker is open, the last good quote answers,
 marked `"stale": true` with its age; that is a served request, not an error.  Only
-before the first good quote is there nothing to fall back to (503).
+before the first good quote is there nothing to fall back to (503).  The admin
+switch `quote_fallback` (on by default) turns the stale answer off, so a failing
+upstream shows as failed requests: the error-rate target missed on purpose.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class QuoteClient:
         self._breaker = breaker
         self._admin_token = admin_token
         self._last_good: tuple[dict, float] | None = None
+        self.fallback_enabled = True
 
     async def _fetch(self) -> dict:
         async with self._session.get(f"{self._url}/quote", timeout=UPSTREAM_TIMEOUT) as resp:
@@ -52,6 +55,9 @@ class QuoteClient:
         return web.json_response({"quote": quote, "stale": False})
 
     def _fallback(self) -> web.Response:
+        if not self.fallback_enabled:
+            return web.json_response({"error": "upstream unavailable", "detail": "fallback switched off",
+                                      "breaker": self._breaker.state}, status=503)
         if self._last_good is None:
             return web.json_response({"error": "upstream unavailable", "detail": "no good quote seen yet",
                                       "breaker": self._breaker.state}, status=503)

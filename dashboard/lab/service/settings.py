@@ -17,6 +17,9 @@ from typing import Any
 from dashboard.redact import register_secret
 
 
+MAX_BATCH_WINDOW_MS = 10_000
+
+
 class SettingsError(Exception):
     """The settings file is missing, unreadable, too open or invalid (one-line message)."""
 
@@ -87,8 +90,9 @@ class ServiceSettings:
         )
         if len(settings.admin_token) < 8:
             raise SettingsError("settings key 'admin_token' must be at least 8 characters")
-        if not 1 <= settings.batch_window_ms <= 10_000:
-            raise SettingsError("settings key 'batch_window_ms' must be within 1..10000")
+        if not 0 <= settings.batch_window_ms <= MAX_BATCH_WINDOW_MS:
+            raise SettingsError(f"settings key 'batch_window_ms' must be within 0..{MAX_BATCH_WINDOW_MS} "
+                                "(0: no batching)")
         return settings
 
     @classmethod
