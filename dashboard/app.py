@@ -145,8 +145,10 @@ class ScaledashApp(App):
 
     # ------------------------------------------------------------------ data
 
-    def refresh_view(self) -> None:
-        """Take the engine's snapshot and hand it to every widget of the visible screen."""
+    def refresh_view(self, tick: bool = True) -> None:
+        """Take the engine's snapshot and hand it to every widget of the visible screen.
+
+        `tick` False: a redraw for layout's sake, which does not move the sparklines' cadence."""
         if not self.screen_stack:       # a timer firing while the app shuts down
             return
         try:
@@ -167,7 +169,7 @@ class ScaledashApp(App):
         parts.sources.show(snap.sources, room=SOURCE_LINES if self.size.height < TALL_HEIGHT else 2 * SOURCE_LINES)
         if self.screen.has_class("too-small"):
             return
-        self._ticks += 1
+        self._ticks += tick
         ctx = RowContext(read_share=read_shares(snap), ascii_only=self.ascii_only, interval=self.engine.interval,
                          redraw_trends=self._ticks % SPARK_EVERY == 1,
                          sources={s.target: s for s in snap.sources})
@@ -280,7 +282,7 @@ class ScaledashApp(App):
 
     def _redraw(self) -> None:
         self._redraw_pending = False
-        self.refresh_view()
+        self.refresh_view(tick=False)
 
     def on_component_selected(self, message: ComponentSelected) -> None:
         screen = DetailScreen(message.key)
