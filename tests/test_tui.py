@@ -494,3 +494,37 @@ async def test_the_header_says_starting_until_every_target_has_answered_once():
         await settle(app, pilot)
         header = top_line(app)
         assert "starting" not in header and "DOWN" in header and "sources 6/7 ok" in header
+
+
+async def test_a_source_that_answers_with_a_warning_has_a_line_with_the_warning():
+    fleet = healthy_fleet()
+    prom = ScriptedProbe("postgres-prom", "prometheus", [replica("postgres-prom", "primary")])
+    fleet.append(prom)
+    app = make_app(probes=fleet)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert "postgres-prom" not in "\n".join(screen_text(app).splitlines()[:4])
+
+        prom.warning = "PromQL: query hit the sample limit"
+        await settle(app, pilot)
+        line = next(line for line in screen_text(app).splitlines() if "postgres-prom " in line)
+        assert line.lstrip().startswith("OK!") and "sample limit" in line
+        assert "sources 7/7 ok" in top_line(app)
+
+
+async def test_the_details_of_a_dead_row_say_its_figures_are_last_known():
+    app = make_app(probes=healthy_fleet())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(app, pilot)
+        app.query_one("#table-replica", RowTable).focus()
+        await pilot.press("down", "enter")            # replica-1
+        await pilot.pause(0.1)
+        app.refresh_view()
+        await pilot.pause(0.1)
+        assert "replica-1" in screen_text(app) and "raw figures" in screen_text(app)
+
+        probe_of(app.engine, "replica-1").failure = ProbeError(Failure.DOWN, "connection refused")
+        await advance(app.engine, 3, step=4.0)
+        app.refresh_view()
+        await pilot.pause(0.1)
+        assert "last known figures (8.0s old)" in screen_text(app)
