@@ -54,6 +54,8 @@ class ComponentPanel(Vertical):
         self._title: str | None = None
         self._trends: dict[tuple[str, int], Text] = {}
         self._table: RowTable | None = None
+        self._names_key: tuple | None = None
+        self._names_shown: dict = {}
 
     def compose(self) -> ComposeResult:
         yield Static(TITLES[self.panel], classes="panel-title")
@@ -84,8 +86,7 @@ class ComponentPanel(Vertical):
         columns = self._columns()
         width = max(columns[0].width - 1, 4)
         state_width = next((c.width - 1 for c in columns if c.key == "state"), ctx.state_width)
-        ctx = replace(ctx, name_width=width, state_width=state_width,
-                      names=shown_names(shown, width, ctx.ascii_only))
+        ctx = replace(ctx, name_width=width, state_width=state_width, names=self._names(shown, width, ctx))
         rows = [(component_key(c), self._row_cells(c, ctx)) for c in shown]
         if hidden:
             rows.append((MORE_KEY, self._summary(hidden)))
@@ -94,6 +95,13 @@ class ComponentPanel(Vertical):
         if title != self._title:
             self._title = title
             self.query_one(".panel-title", Static).update(Text(title))
+
+    def _names(self, shown: list[Component], width: int, ctx: RowContext) -> dict:
+        """The rows' shown names; the same rows from the same sources keep them (most ticks)."""
+        key = (tuple((c.key, c.source) for c in shown), width, ctx.ascii_only)
+        if key != self._names_key:
+            self._names_key, self._names_shown = key, shown_names(shown, width, ctx.ascii_only)
+        return self._names_shown
 
     def _summary(self, hidden: list[Component]) -> list[Text]:
         counts = Counter(c.state for c in hidden)
