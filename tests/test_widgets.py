@@ -142,3 +142,8 @@ def test_a_state_cell_drops_the_age_rather_than_cut_it():
     assert state_text(State.NO_DATA, 12.4, width=9).plain == "NO DATA"
     assert state_text(State.DEGRADED, 0.2, warning=True, width=9).plain == "DEGRADED!"
     assert state_text(State.OK, 0.2, width=9).plain == "OK"
+
+
+def test_a_dumb_terminal_gets_an_ascii_via_mark():
+    rows = [component("hello"), component("hello", source="http", target="hello")]
+    assert shown_names(rows, 30, ascii_only=True)[rows[0].key] == "~hello"
