@@ -31,12 +31,14 @@ from widgets.columns import COLUMNS, PANEL_KINDS, RowContext
 from widgets.event_log import EventLog
 from widgets.panel import ComponentPanel, ComponentSelected
 from widgets.row_table import RowTable
+from widgets.sources import SourceList
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 WIDE_WIDTH, THREE_COLUMNS_WIDTH = 160, 240
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 VIEW_SETTLE_S = 0.15     # after a grid tick, when most probes of that tick have answered
 SPARK_EVERY = 5          # ticks between sparkline redraws: a shifting trend repaints its row
+SOURCE_LINES, TALL_HEIGHT = 3, 40   # lines for sources in trouble (twice that on tall terminals)
 
 
 @dataclass
@@ -44,6 +46,7 @@ class MainParts:
     topbar: TopBar
     banner: Banner
     kpis: KpiBar
+    sources: SourceList
     panels: list[ComponentPanel]
     events: EventLog
 
@@ -81,6 +84,7 @@ class ScaledashApp(App):
         self._timer = None
         self._ticks = 0
         self._main_parts: MainParts | None = None
+        self._redraw_pending = False
 
     # ------------------------------------------------------------------ layout
 
@@ -88,6 +92,7 @@ class ScaledashApp(App):
         yield TopBar(id="topbar")
         yield Banner(id="banner")
         yield KpiBar(id="kpis")
+        yield SourceList(id="sources")
         with Grid(id="panels"):
             for panel in COLUMNS:
                 yield ComponentPanel(panel)
@@ -141,8 +146,10 @@ class ScaledashApp(App):
 
     # ------------------------------------------------------------------ data
 
-    def refresh_view(self) -> None:
-        """Take the engine's snapshot and hand it to every widget of the visible screen."""
+    def refresh_view(self, tick: bool = True) -> None:
+        """Take the engine's snapshot and hand it to every widget of the visible screen.
+
+        `tick` False: a redraw for layout's sake, which does not move the sparklines' cadence."""
         if not self.screen_stack:       # a timer firing while the app shuts down
             return
         try:
@@ -160,11 +167,13 @@ class ScaledashApp(App):
                           self.engine.wall())
         parts.banner.show(snap.banners)
         parts.kpis.show(snap.kpis)
+        parts.sources.show(snap.sources, room=SOURCE_LINES if self.size.height < TALL_HEIGHT else 2 * SOURCE_LINES)
         if self.screen.has_class("too-small"):
             return
-        self._ticks += 1
+        self._ticks += tick
         ctx = RowContext(read_share=read_shares(snap), ascii_only=self.ascii_only, interval=self.engine.interval,
-                         redraw_trends=self._ticks % SPARK_EVERY == 1)
+                         redraw_trends=self._ticks % SPARK_EVERY == 1,
+                         sources={s.target: s for s in snap.sources})
         wide = self.size.width >= WIDE_WIDTH
         for panel in parts.panels:
             rows = [c for c in snap.components if c.kind in PANEL_KINDS[panel.panel] and self._matches(c)]
@@ -182,7 +191,8 @@ class ScaledashApp(App):
         """The main screen's widgets, looked up once (a DOM query each tick costs CSS matching)."""
         if self._main_parts is None:
             self._main_parts = MainParts(self.query_one(TopBar), self.query_one(Banner), self.query_one(KpiBar),
-                                         list(self.query(ComponentPanel)), self.query_one("#events", EventLog))
+                                         self.query_one(SourceList), list(self.query(ComponentPanel)),
+                                         self.query_one("#events", EventLog))
         return self._main_parts
 
     def _matches(self, component) -> bool:
@@ -265,6 +275,18 @@ class ScaledashApp(App):
                         markup=False)
         else:
             self.notify(f"{what} are not available in this version yet{listed}", timeout=3, markup=False)
+
+    def on_component_panel_resized(self, message: ComponentPanel.Resized) -> None:
+        """A panel's room changed (a source line came or went, the KPIs wrapped): draw it
+        again now, or it would cut its "+N more" row until the next tick. Panels resize
+        together, so one redraw serves them all."""
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            self.call_later(self._redraw)
+
+    def _redraw(self) -> None:
+        self._redraw_pending = False
+        self.refresh_view(tick=False)
 
     def on_component_selected(self, message: ComponentSelected) -> None:
         screen = DetailScreen(message.key)

@@ -14,6 +14,7 @@ from dashboard import format as fmt
 from dashboard.model import Component, Snapshot
 from dashboard.output import figure_text
 from dashboard.redact import sanitize
+from widgets.columns import figures_last_known
 from widgets.sparkline import spark
 from widgets.style import state_text
 
@@ -77,7 +78,10 @@ class DetailScreen(Screen):
             charts.append_text(chart(values, width, ascii_only))
             charts.append("\n")
         self.query_one("#detail-charts", Static).update(charts or Text("no history yet", style="dim"))
-        table = Table(title="raw figures", title_justify="left", show_edge=False)
+        source = next((s for s in snap.sources if s.target == component.target), None)
+        title = (f"last known figures ({fmt.seconds(component.age_s)} old)"
+                 if figures_last_known(component, source) else "raw figures")
+        table = Table(title=title, title_justify="left", show_edge=False)
         table.add_column("figure")
         table.add_column("value")
         for key, value in sorted(component.metrics.items()):
@@ -92,9 +96,10 @@ class DetailScreen(Screen):
         text.append(f"{c.kind.value} ", style="bold")
         text.append(sanitize(c.name + (f"/{c.detail}" if c.detail else ""), 80), style="bold")
         text.append("  ")
-        text.append_text(state_text(c.state, c.age_s, interval))
+        text.append_text(state_text(c.state, c.age_s, interval, warning=bool(c.warning)))
         rows = [
             ("reason", c.reason or "-"),
+            *([("warning", c.warning)] if c.warning else []),
             ("source", f"{c.source} (target {c.target})"),
             ("data age", fmt.seconds(c.age_s)),
             ("in this state for", fmt.seconds(c.since_s)),

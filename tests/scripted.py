@@ -87,12 +87,36 @@ def fleet_probes(hostile: str | None = None) -> list[ScriptedProbe]:
     ]
 
 
-def scripted_engine(hostile: str | None = None, extra_replicas: int = 0) -> Engine:
+def scripted_engine(hostile: str | None = None, extra_replicas: int = 0,
+                    probes: list[ScriptedProbe] | None = None) -> Engine:
+    """The scripted fleet (or `probes` instead), on a clock that moves only when told."""
     config = validate({"name": "drill-rehearsal", "interval": "1s", "timeout": "800ms"}, "lab.toml")
-    probes = fleet_probes(hostile)
+    probes = fleet_probes(hostile) if probes is None else probes
     probes += [ScriptedProbe(f"r{i:02d}", "postgres", [replica(f"r{i:02d}", "replica")], Kind.REPLICA)
                for i in range(extra_replicas)]
     return Engine(config, probes, clock=Clock(), wall=lambda: WALL)
+
+
+def healthy_fleet() -> list[ScriptedProbe]:
+    """The scripted fleet without its dead replica: every target answers."""
+    return [p for p in fleet_probes() if p.failure is None]
+
+
+def probe_of(engine: Engine, target: str) -> ScriptedProbe:
+    return next(t.probe for t in engine.targets if t.probe.target == target)
+
+
+def with_warnings(engine: Engine, warnings: dict[str, str]) -> None:
+    """Make the engine's snapshots carry `Component.warning` for the rows named in
+    `warnings`, as a Prometheus answer with warnings would."""
+    take = engine.snapshot
+
+    def snapshot():
+        snap = take()
+        return replace(snap, components=tuple(replace(c, warning=warnings[c.name]) if c.name in warnings else c
+                                              for c in snap.components))
+
+    engine.snapshot = snapshot
 
 
 async def advance(engine: Engine, rounds: int = 2, step: float = 1.0) -> None:
@@ -103,4 +127,5 @@ async def advance(engine: Engine, rounds: int = 2, step: float = 1.0) -> None:
         await engine.poll_round()
 
 
-__all__ = ["ScriptedProbe", "scripted_engine", "advance", "State", "WALL"]
+__all__ = ["ScriptedProbe", "scripted_engine", "healthy_fleet", "probe_of", "with_warnings", "advance", "State",
+           "WALL"]

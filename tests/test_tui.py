@@ -11,10 +11,14 @@ import time
 
 import pytest
 
+from rich.text import Text
+
 from dashboard.app import ScaledashApp, build_app
-from dashboard.model import State
+from dashboard.model import Failure, Kind, Reading, State
+from dashboard.probes.base import ProbeError
 from dashboard.screens import DetailScreen, HelpScreen
-from scripted import advance, scripted_engine
+from scripted import ScriptedProbe, advance, healthy_fleet, probe_of, replica, scripted_engine, with_warnings
+from widgets.row_table import RowTable
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +31,9 @@ def utc(monkeypatch):
     time.tzset()
 
 
-def make_app(readonly: bool = False, hostile: str | None = None, extra_replicas: int = 0) -> ScaledashApp:
-    engine = scripted_engine(hostile, extra_replicas)
+def make_app(readonly: bool = False, hostile: str | None = None, extra_replicas: int = 0,
+             probes: list[ScriptedProbe] | None = None) -> ScaledashApp:
+    engine = scripted_engine(hostile, extra_replicas, probes)
     return build_app(engine.config, readonly=readonly, engine=engine, autostart=False)
 
 
@@ -44,13 +49,38 @@ def screen_text(app: ScaledashApp) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+def row_line(app: ScaledashApp, panel: str, name: str, source: str | None = None) -> Text:
+    """The drawn line of a panel's row for the component `name` (from `source`, if given)."""
+    table = app.query_one(f"#table-{panel}", RowTable)
+    for key, line in zip(table._keys, table._lines):
+        target, _, row_name, _ = key.split("|")
+        component = next(c for c in app.snapshot.components if "|".join(c.key) == key)
+        if row_name == name and (source is None or component.source == source):
+            return line
+    raise AssertionError(f"no row {name} in {panel}")
+
+
+def dimmed(app: ScaledashApp, line: Text, piece: str) -> bool:
+    at = line.plain.index(piece)
+    return all(line.get_style_at_offset(app.console, i).dim for i in range(at, at + len(piece)))
+
+
+def source_lines_shown(app: ScaledashApp) -> bool:
+    found = app.query("#sources")
+    return bool(found) and found.first().display
+
+
+def top_line(app: ScaledashApp) -> str:
+    return screen_text(app).splitlines()[0]
+
+
 async def test_main_screen_shows_every_kind_with_state_words():
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         text = screen_text(app)
         for word in ("Replicas", "Breakers", "Caches", "Batchers", "Edge & CDN", "Events",
-                     "replica-2", "DEGRADED", "DOWN", "upstream", "open", "items/mem", "realtime",
+                     "replica-2", "DEGRADED", "DOWN", "upstream", "open", "item…emory", "realtime",
                      "hello", "static", "Offload", "Hits", "Uptime", "pg", "scr", "rds", "http"):
             assert word in text, word
 
@@ -304,3 +334,199 @@ async def test_the_app_paints_its_first_frame_before_building_its_probes():
         await pilot.pause(0.3)
         assert [t.probe.target for t in app.engine.targets] == ["primary"]
         assert "primary" in screen_text(app)
+
+
+# ---------------------------------------------------------------- a screen that never misleads
+
+
+async def test_a_source_that_never_answered_has_a_line_with_its_reason_until_it_answers():
+    billing = ScriptedProbe("billing", "scrape", [], failure=ProbeError(Failure.DOWN, "connection refused"))
+    app = make_app(probes=healthy_fleet() + [billing])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        text = screen_text(app)
+        line = next(line for line in text.splitlines() if "billing" in line)
+        assert "DOWN" in line and "never answered" in line and "connection refused" in line
+        assert "sources 6/7 ok" in top_line(app)
+        assert "Replicas (3)" in text and "Edge & CDN" in text       # the panels still fit 80x24
+
+        billing.failure = None
+        await settle(app, pilot)
+        assert "billing" not in screen_text(app) and not source_lines_shown(app)
+        assert "sources 7/7 ok" in top_line(app)
+
+        billing.failure = ProbeError(Failure.ERROR, "HTTP 500 from /metrics")
+        await settle(app, pilot)
+        line = next(line for line in screen_text(app).splitlines() if "billing" in line)
+        assert "ERROR" in line and "last answer" in line and "HTTP 500" in line
+
+
+async def test_every_source_answering_leaves_no_source_line():
+    app = make_app(probes=healthy_fleet())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert not source_lines_shown(app)
+        assert "sources 6/6 ok" in top_line(app)
+
+
+def _twins_fleet() -> list[ScriptedProbe]:
+    """The primary also seen through postgres_exporter, and `hello` probed over HTTP as
+    well as counted in the service's /metrics."""
+    return healthy_fleet() + [
+        ScriptedProbe("postgres-prom", "prometheus", [replica("postgres-prom", "primary")]),
+        ScriptedProbe("hello", "http", [Reading(Kind.EDGE, "hello", {"status_code": 200, "latency_ms": 12.0})],
+                      Kind.EDGE),
+    ]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_rows_seen_through_a_metric_source_are_told_apart_from_probed_ones(size):
+    app = make_app(probes=_twins_fleet())
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        exporter = row_line(app, "replica", "postgres-prom").plain
+        assert exporter.startswith("↳") and exporter.rstrip().endswith("prom")
+        assert row_line(app, "replica", "primary").plain.startswith("primary ")
+        probed, scraped = row_line(app, "edge", "hello", "http").plain, row_line(app, "edge", "hello", "scrape").plain
+        assert probed.startswith("hello ") and scraped.startswith("↳hello ")
+        # A scraped row with no probed twin needs no mark: its Src says where it is from.
+        assert row_line(app, "cache", "items").plain.startswith("item")
+
+
+async def test_names_sharing_a_prefix_never_read_the_same_in_a_narrow_column():
+    fleet = healthy_fleet()
+    service = next(p for p in fleet if p.target == "service")
+    service.readings = service.readings + [
+        Reading(Kind.CACHE, "items", {"layer": "memory-2", "hits_total": 1.0, "misses_total": 1.0}, detail="memory-2")]
+    app = make_app(probes=fleet)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#table-cache", RowTable)
+        names = {key.split("|")[3]: line.plain[:10].rstrip() for key, line in zip(table._keys, table._lines)
+                 if key.split("|")[2] == "items"}
+        assert len(set(names.values())) == len(names) == 3, names
+        assert names["memory-2"].endswith("ory-2") and names["redis"].endswith("redis")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_a_row_whose_probe_fails_shows_its_last_figures_dimmed_and_live_rows_do_not(size):
+    app = make_app(probes=healthy_fleet())
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        live = row_line(app, "replica", "replica-1")
+        assert not dimmed(app, live, "2.0 KiB")
+
+        probe_of(app.engine, "replica-1").failure = ProbeError(Failure.DOWN, "connection refused")
+        await advance(app.engine, 3, step=4.0)
+        app.refresh_view()
+        dead = row_line(app, "replica", "replica-1")
+        assert "DOWN 8s " in dead.plain
+        assert dimmed(app, dead, "2.0 KiB") and not dimmed(app, dead, "DOWN")
+        paused = row_line(app, "replica", "replica-2")      # DEGRADED, but its figures are live
+        assert "DEGRADED" in paused.plain and not dimmed(app, paused, "4.3 MiB")
+
+
+async def test_a_down_that_the_target_answered_is_live_not_last_known():
+    app = make_app(probes=healthy_fleet())
+    cdn = probe_of(app.engine, "static")
+    cdn.readings = [Reading(Kind.CDN, "static", {"cache_status": "MISS", "latency_ms": 3.0}, state=State.DOWN,
+                            reason="HTTP 503")]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await advance(app.engine, 3)
+        app.refresh_view()
+        await pilot.pause()
+        line = row_line(app, "edge", "static")
+        assert "DOWN" in line.plain and not dimmed(app, line, "MISS") and not dimmed(app, line, "3.0ms")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_the_age_of_a_stale_row_stays_whole_in_its_cell(size):
+    app = make_app(probes=healthy_fleet())
+    service = probe_of(app.engine, "service")
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        service.readings = [r for r in service.readings if r.name != "database"]   # no longer reported
+        table = app.query_one("#table-breaker", RowTable)
+        state_at = table._widths[0]
+        state_width = table._widths[1]
+        for step, age in ((6.0, "12s"), (60.0, "2m")):
+            await advance(app.engine, 3, step=step)
+            app.refresh_view()
+            line = row_line(app, "breaker", "database")
+            cell = line.plain[state_at:state_at + state_width]
+            assert cell == f"STALE {age}".ljust(state_width), cell
+            assert dimmed(app, line, "closed") and not dimmed(app, row_line(app, "breaker", "upstream"), "open")
+
+
+async def test_a_warning_marks_its_row_and_its_text_is_in_the_details():
+    app = make_app(probes=healthy_fleet())
+    with_warnings(app.engine, {"upstream": "PromQL warning: [/bold] 3 series dropped"})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        warned, quiet = row_line(app, "breaker", "upstream"), row_line(app, "breaker", "database")
+        assert "DEGRADED!" in warned.plain
+        assert "OK " in quiet.plain and "!" not in quiet.plain
+        app.query_one("#table-breaker", RowTable).focus()
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        app.refresh_view()
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, DetailScreen)
+        assert "PromQL warning: [/bold] 3 series dropped" in screen_text(app)
+
+
+async def test_the_header_says_starting_until_every_target_has_answered_once():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.refresh_view()
+        await pilot.pause()
+        header = top_line(app)
+        assert "starting" in header and "UNKNOWN" not in header and "NO_DATA" not in header
+        assert "sources 0/7 in" in header
+
+        last = app.engine.targets.pop()          # every target but one answers
+        await app.engine.poll_round()
+        app.engine.targets.append(last)
+        app.refresh_view()
+        await pilot.pause()
+        header = top_line(app)
+        assert "starting" in header and "sources 6/7 in" in header and "STALE" not in header
+        assert "replica-3" in screen_text(app)      # what is known already has its line
+
+        await settle(app, pilot)
+        header = top_line(app)
+        assert "starting" not in header and "DOWN" in header and "sources 6/7 ok" in header
+
+
+async def test_a_source_that_answers_with_a_warning_has_a_line_with_the_warning():
+    fleet = healthy_fleet()
+    prom = ScriptedProbe("postgres-prom", "prometheus", [replica("postgres-prom", "primary")])
+    fleet.append(prom)
+    app = make_app(probes=fleet)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert "postgres-prom" not in "\n".join(screen_text(app).splitlines()[:4])
+
+        prom.warning = "PromQL: query hit the sample limit"
+        await settle(app, pilot)
+        line = next(line for line in screen_text(app).splitlines() if "postgres-prom " in line)
+        assert line.lstrip().startswith("OK!") and "sample limit" in line
+        assert "sources 7/7 ok" in top_line(app)
+
+
+async def test_the_details_of_a_dead_row_say_its_figures_are_last_known():
+    app = make_app(probes=healthy_fleet())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(app, pilot)
+        app.query_one("#table-replica", RowTable).focus()
+        await pilot.press("down", "enter")            # replica-1
+        await pilot.pause(0.1)
+        app.refresh_view()
+        await pilot.pause(0.1)
+        assert "replica-1" in screen_text(app) and "raw figures" in screen_text(app)
+
+        probe_of(app.engine, "replica-1").failure = ProbeError(Failure.DOWN, "connection refused")
+        await advance(app.engine, 3, step=4.0)
+        app.refresh_view()
+        await pilot.pause(0.1)
+        assert "last known figures (8.0s old)" in screen_text(app)

@@ -92,3 +92,58 @@ async def test_row_table_refreshes_only_the_changed_cells_of_changed_rows():
         seen.clear()
         table.set_rows([rows[1], rows[0]])                   # rows swapped: whole lines, cursor too
         assert seen == [((Region(0, 1, table.size.width, 1), Region(0, 2, table.size.width, 1)), {})]
+
+
+# ---------------------------------------------------------------- names and state cells
+
+from dashboard.model import Component, Kind, State  # noqa: E402
+from widgets.names import fit_middle, shown_names  # noqa: E402
+from widgets.style import state_text  # noqa: E402
+
+
+def component(name: str, detail: str | None = None, source: str = "scrape", target: str = "service") -> Component:
+    return Component(Kind.CACHE, name, State.OK, None, source, target, 0.1, {}, detail=detail)
+
+
+def test_a_long_name_is_cut_in_the_middle_and_keeps_its_tail():
+    assert fit_middle("items/memory-2", 10) == "item…ory-2"
+    assert fit_middle("items/memory", 12) == "items/memory"
+
+
+def test_names_sharing_a_prefix_show_different_text():
+    rows = [component("items", "memory"), component("items", "memory-2"), component("items", "redis")]
+    shown = shown_names(rows, 10)
+    assert len(set(shown.values())) == 3
+
+
+def test_names_that_differ_only_in_the_middle_are_cut_where_they_differ():
+    rows = [component("cache-a-xxxxxxxx"), component("cache-b-xxxxxxxx")]
+    assert fit_middle(rows[0].name, 10) == fit_middle(rows[1].name, 10)       # the default cut would merge them
+    shown = shown_names(rows, 10)
+    assert len(set(shown.values())) == 2 and all(len(text) <= 10 for text in shown.values())
+
+
+def test_one_name_from_two_scrapes_names_each_source_and_a_probed_twin_keeps_its_name():
+    rows = [component("hello", target="svc-a"), component("hello", target="svc-b"),
+            component("hello", source="http", target="hello")]
+    shown = shown_names(rows, 30)
+    assert shown[rows[2].key] == "hello"
+    assert shown[rows[0].key] == "↳hello@svc-a" and shown[rows[1].key] == "↳hello@svc-b"
+
+
+def test_scraped_rows_without_a_probed_twin_carry_no_mark():
+    rows = [component("items", "memory"), component("redis", source="redis", target="redis")]
+    assert set(shown_names(rows, 30).values()) == {"items/memory", "redis"}
+
+
+def test_a_state_cell_drops_the_age_rather_than_cut_it():
+    assert state_text(State.STALE, 12.4, width=9).plain == "STALE 12s"
+    assert state_text(State.STALE, 150.0, width=9).plain == "STALE 2m"
+    assert state_text(State.NO_DATA, 12.4, width=9).plain == "NO DATA"
+    assert state_text(State.DEGRADED, 0.2, warning=True, width=9).plain == "DEGRADED!"
+    assert state_text(State.OK, 0.2, width=9).plain == "OK"
+
+
+def test_a_dumb_terminal_gets_an_ascii_via_mark():
+    rows = [component("hello"), component("hello", source="http", target="hello")]
+    assert shown_names(rows, 30, ascii_only=True)[rows[0].key] == "~hello"

@@ -7,13 +7,16 @@ import time
 from rich.text import Text
 
 from dashboard import format as fmt
-from dashboard.model import Kpi, Snapshot
+from dashboard.model import Kpi, Snapshot, State
+from widgets.sources import first_probe_pending, starting
 from widgets.style import STATE_STYLE
 from widgets.text_line import TextLine
 
+STARTING_STYLE = "bold"
+
 
 class TopBar(TextLine):
-    """Environment, overall state, interval, RO badge, paused badge, clock (minutes)."""
+    """Environment, overall state, sources answering, interval, RO and paused badges, clock."""
 
     def show(self, name: str, snap: Snapshot | None, interval: float, readonly: bool, paused: bool,
              now: float) -> None:
@@ -21,8 +24,8 @@ class TopBar(TextLine):
         text.append(" scaledash ", style="bold reverse")
         text.append(f" {fmt.word(name)} ")
         if snap is not None:
-            overall = snap.overall
-            text.append(f" {overall.value} ", style=STATE_STYLE[overall])
+            text.append_text(_overall(snap))
+            text.append_text(_sources(snap))
         text.append(f"  every {fmt.seconds(interval)}")
         if paused:
             text.append("  PAUSED", style="bold yellow")
@@ -30,6 +33,28 @@ class TopBar(TextLine):
             text.append("  RO", style="bold cyan")
         text.append(f"  {time.strftime('%H:%M', time.localtime(now))}")
         self.set_text(text)
+
+
+def _overall(snap: Snapshot) -> Text:
+    """The worst state, or "starting" until every target has answered (or failed) once:
+    before that the worst state is the UNKNOWN of a probe still on its way. A failure
+    already known has its line under the KPIs meanwhile."""
+    if starting(snap):
+        return Text(" starting ", style=STARTING_STYLE)
+    overall = snap.overall
+    return Text(f" {overall.value} ", style=STATE_STYLE[overall])
+
+
+def _sources(snap: Snapshot) -> Text:
+    """`sources 9/10 ok`: how many probe targets answered well (each one that did not has a line)."""
+    total = len(snap.sources)
+    if not total:
+        return Text()
+    if starting(snap):
+        answered = sum(not first_probe_pending(s) for s in snap.sources)
+        return Text(f"  sources {answered}/{total} in")
+    ok = sum(s.state is State.OK for s in snap.sources)
+    return Text(f"  sources {ok}/{total} ok", style="" if ok == total else "bold")
 
 
 def _kpi_value(k: Kpi) -> str:

@@ -7,14 +7,15 @@ Adding a kind means one list here and one line in COLUMNS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 from rich.text import Text
 
 from dashboard import format as fmt
-from dashboard.model import Component, Kind, State
+from dashboard.model import Component, Kind, SourceStatus, State
 from dashboard.redact import sanitize
+from widgets.names import label
 from widgets.sparkline import spark
 from widgets.style import state_text
 
@@ -38,15 +39,36 @@ class RowContext:
     interval: float = 1.0
     name_width: int = 28
     redraw_trends: bool = True     # sparklines move only on some ticks (see SPARK_EVERY)
+    sources: Mapping[str, SourceStatus] = field(default_factory=dict)   # by target
+    names: Mapping[tuple, str] = field(default_factory=dict)   # shown names by key, distinct per panel
+    state_width: int = 9            # room for the state word, its warning mark and the data's age
 
 
 def name(c: Component, ctx: RowContext) -> str:
-    label = c.name + (f"/{c.detail}" if c.detail else "")
-    return sanitize(label, ctx.name_width)
+    shown = ctx.names.get(c.key)
+    return shown if shown is not None else sanitize(label(c), ctx.name_width)
 
 
 def state(c: Component, ctx: RowContext) -> Text:
-    return state_text(c.state, c.age_s, ctx.interval)
+    return state_text(c.state, c.age_s, ctx.interval, warning=bool(c.warning), width=ctx.state_width)
+
+
+def last_known(c: Component, ctx: RowContext) -> bool:
+    return figures_last_known(c, ctx.sources.get(c.target))
+
+
+def figures_last_known(c: Component, source: SourceStatus | None) -> bool:
+    """Whether the row's figures are from an earlier probe than the last one.
+
+    A DOWN that a source reported in a fresh answer (pg_up == 0, an edge function's
+    HTTP 503) is live; a row whose own probe fails, or that its source stopped
+    reporting, shows what was last known.
+    """
+    if c.state is State.OK or c.age_s is None or not c.metrics:
+        return False
+    if c.state is State.STALE:
+        return True
+    return source is not None and source.consecutive_failures > 0
 
 
 SOURCES = {"postgres": "pg", "redis": "rds", "scrape": "scr", "prometheus": "prom", "http": "http"}
@@ -155,22 +177,24 @@ EDGE = [
 ]
 
 # Compact panels (80 columns: two panels of 39). Every row still shows its state
-# word and its source; the primary reads "primary" where a replica shows its lag.
+# word and its source; the primary reads "primary" where a replica shows its lag. The
+# state column holds "STALE 12s" or "DEGRADED!" whole (see state_text); the last column
+# needs no gap after it, so Src fits "prom" in 4.
 COMPACT = {
-    "replica": [Column("name", "Node", 10, name), Column("state", "State", 9, state),
+    "replica": [Column("name", "Node", 10, name), Column("state", "State", 10, state),
                 Column("lag", "Lag", 13, lag_or_role), Column("src", "Src", 5, source)],
-    "breaker": [Column("name", "Breaker", 9, name), Column("state", "State", 9, state),
+    "breaker": [Column("name", "Breaker", 9, name), Column("state", "State", 10, state),
                 Column("bstate", "Circuit", 10, breaker_state), Column("fail", "Fail", 6, m("failure_rate", fmt.pct)),
-                Column("src", "Src", 5, source)],
-    "cache": [Column("name", "Cache", 11, name), Column("state", "State", 9, state),
+                Column("src", "Src", 4, source)],
+    "cache": [Column("name", "Cache", 11, name), Column("state", "State", 10, state),
               Column("hit", "Hits", 7, m("hit_rate", fmt.pct)), Column("ops", "Ops", 7, m("ops_per_s", fmt.rate)),
-              Column("src", "Src", 5, source)],
-    "batcher": [Column("name", "Batcher", 9, name), Column("state", "State", 9, state),
+              Column("src", "Src", 4, source)],
+    "batcher": [Column("name", "Batcher", 9, name), Column("state", "State", 10, state),
                 Column("in", "In", 7, m("messages_in_per_s", fmt.rate)), Column("cut", "Cut", 7, m("reduction", fmt.pct)),
-                Column("src", "Src", 5, source)],
-    "edge": [Column("name", "Name", 8, name), Column("state", "State", 9, state),
+                Column("src", "Src", 4, source)],
+    "edge": [Column("name", "Name", 8, name), Column("state", "State", 10, state),
              Column("status", "HTTP", 5, edge_status), Column("latency", "Time", 7, m("latency_ms", fmt.ms)),
-             Column("err", "Err", 5, m("error_rate", fmt.pct)), Column("src", "Src", 5, source)],
+             Column("err", "Err", 5, m("error_rate", fmt.pct)), Column("src", "Src", 4, source)],
 }
 COLUMNS: dict[str, list[Column]] = {
     "replica": REPLICA, "breaker": BREAKER, "cache": CACHE, "batcher": BATCHER, "edge": EDGE,
@@ -187,4 +211,8 @@ def severity_order(c: Component) -> tuple:
     return (-c.state.severity, c.name)
 
 
-__all__ = ["COLUMNS", "COMPACT", "PANEL_KINDS", "TITLES", "Column", "RowContext", "severity_order", "State"]
+# Columns that are not figures: they stay as they are on a row whose figures are last known.
+NOT_FIGURES = frozenset({"name", "state", "src"})
+
+__all__ = ["COLUMNS", "COMPACT", "NOT_FIGURES", "PANEL_KINDS", "TITLES", "Column", "RowContext", "figures_last_known", "last_known",
+           "severity_order", "State"]

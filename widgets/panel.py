@@ -2,7 +2,9 @@
 
 It receives components and draws them; it never polls. Rows go to a RowTable, which
 repaints only the lines whose text changed. When rows do not fit, the worst states
-come first and a summary row says what is hidden.
+come first and a summary row says what is hidden. A row whose figures are last known
+(its probe fails, or its source stopped reporting it) shows them dimmed, so a dead
+node never looks live.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from textual.message import Message
 from textual.widgets import Static
 
 from dashboard.model import Component
-from widgets.columns import COLUMNS, COMPACT, TITLES, RowContext, Trend, severity_order
+from widgets.columns import COLUMNS, COMPACT, NOT_FIGURES, TITLES, RowContext, Trend, last_known, severity_order
+from widgets.names import shown_names
 from widgets.row_table import RowTable
 from widgets.style import state_text
 
@@ -41,6 +44,9 @@ class ComponentPanel(Vertical):
 
     can_focus = False
 
+    class Resized(Message):
+        """The panel's height changed: the rows it can show changed with it."""
+
     def __init__(self, panel: str, **kwargs) -> None:
         super().__init__(id=f"panel-{panel}", classes="panel", **kwargs)
         self.panel = panel
@@ -48,6 +54,8 @@ class ComponentPanel(Vertical):
         self._title: str | None = None
         self._trends: dict[tuple[str, int], Text] = {}
         self._table: RowTable | None = None
+        self._names_key: tuple | None = None
+        self._names_shown: dict = {}
 
     def compose(self) -> ComposeResult:
         yield Static(TITLES[self.panel], classes="panel-title")
@@ -74,8 +82,11 @@ class ComponentPanel(Vertical):
         if room > 0 and len(components) > room:
             ranked = sorted(components, key=severity_order)
             shown, hidden = ranked[: room - 1], ranked[room - 1:]
-        # Names longer than their column end in an ellipsis instead of being cut silently.
-        ctx = replace(ctx, name_width=max(self._columns()[0].width - 1, 4))
+        # Names longer than their column are cut in the middle, and stay distinct.
+        columns = self._columns()
+        width = max(columns[0].width - 1, 4)
+        state_width = next((c.width - 1 for c in columns if c.key == "state"), ctx.state_width)
+        ctx = replace(ctx, name_width=width, state_width=state_width, names=self._names(shown, width, ctx))
         rows = [(component_key(c), self._row_cells(c, ctx)) for c in shown]
         if hidden:
             rows.append((MORE_KEY, self._summary(hidden)))
@@ -84,6 +95,13 @@ class ComponentPanel(Vertical):
         if title != self._title:
             self._title = title
             self.query_one(".panel-title", Static).update(Text(title))
+
+    def _names(self, shown: list[Component], width: int, ctx: RowContext) -> dict:
+        """The rows' shown names; the same rows from the same sources keep them (most ticks)."""
+        key = (tuple((c.key, c.source) for c in shown), width, ctx.ascii_only)
+        if key != self._names_key:
+            self._names_key, self._names_shown = key, shown_names(shown, width, ctx.ascii_only)
+        return self._names_shown
 
     def _summary(self, hidden: list[Component]) -> list[Text]:
         counts = Counter(c.state for c in hidden)
@@ -94,16 +112,23 @@ class ComponentPanel(Vertical):
     def _row_cells(self, c: Component, ctx: RowContext) -> list[Text]:
         columns = self._columns()
         key = component_key(c)
+        dim = self.table.last_known_style if last_known(c, ctx) else None
         cells = []
         for i, column in enumerate(columns):
             if isinstance(column.cell, Trend) and not ctx.redraw_trends and (key, i) in self._trends:
-                cells.append(self._trends[(key, i)])
-                continue
-            cell = _as_text(column.cell(c, ctx))
-            if isinstance(column.cell, Trend):
-                self._trends[(key, i)] = cell
+                cell = self._trends[(key, i)]
+            else:
+                cell = _as_text(column.cell(c, ctx))
+                if isinstance(column.cell, Trend):
+                    self._trends[(key, i)] = cell
+            if dim is not None and column.key not in NOT_FIGURES:
+                cell = cell.copy()
+                cell.stylize(dim)
             cells.append(cell)
         return cells
+
+    def on_resize(self, event) -> None:
+        self.post_message(self.Resized())
 
     def on_row_table_selected(self, event: RowTable.Selected) -> None:
         event.stop()

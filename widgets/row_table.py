@@ -30,7 +30,7 @@ class RowTable(Widget, can_focus=True):
         Binding("down,j", "cursor(1)", "Down", show=False),
         Binding("enter", "select", "Details", show=False),
     ]
-    COMPONENT_CLASSES = {"rowtable--header", "rowtable--cursor"}
+    COMPONENT_CLASSES = {"rowtable--header", "rowtable--cursor", "rowtable--last-known"}
 
     class Selected(Message):
         """Enter on a row: `key` names it."""
@@ -77,9 +77,15 @@ class RowTable(Widget, can_focus=True):
 
     def _join(self, cells: list[Text]) -> Text:
         line = Text(no_wrap=True, overflow="crop")
-        for cell, width in zip(cells, self._widths):
-            line.append_text(_fit(cell, width))
+        last = len(self._widths) - 1
+        for i, (cell, width) in enumerate(zip(cells, self._widths)):
+            line.append_text(_fit(cell, width, gap=i < last))
         return line
+
+    @property
+    def last_known_style(self) -> Style:
+        """How figures that are no longer live look (app.tcss: dimmed)."""
+        return self.get_component_rich_style("rowtable--last-known", partial=True)
 
     @property
     def row_count(self) -> int:
@@ -98,10 +104,7 @@ class RowTable(Widget, can_focus=True):
         width = self.size.width
         if y == 0:
             style = self.get_component_rich_style("rowtable--header")
-            header = Text(no_wrap=True, overflow="crop")
-            for cell, cell_width in zip(self._header, self._widths):
-                header.append_text(_fit(cell, cell_width))
-            return self._strip(header, width, style)
+            return self._strip(self._join(self._header), width, style)
         index = y - 1
         if index >= len(self._lines):
             return Strip.blank(width, self.rich_style)
@@ -137,9 +140,10 @@ class RowTable(Widget, can_focus=True):
         self.refresh()
 
 
-def _fit(cell: Text, width: int) -> Text:
-    """The cell cut to leave one space before the next column, padded to `width`."""
+def _fit(cell: Text, width: int, gap: bool = True) -> Text:
+    """The cell cut to leave one space before the next column (none after the last one),
+    padded to `width`."""
     piece = cell.copy()
-    piece.truncate(max(width - 1, 1), overflow="crop")
+    piece.truncate(max(width - 1, 1) if gap else width, overflow="crop")
     piece.pad_right(width - piece.cell_len)
     return piece

@@ -1,8 +1,10 @@
-"""The dashboard on the real lab: live figures within 2 s, and a replica that dies
-mid-session turns STALE, then DOWN, while the app keeps running."""
+"""The dashboard on real servers: live figures within 2 s on the lab, a replica that
+dies mid-session turns STALE, then DOWN, while the app keeps running, and a metric
+source that never answers is on screen with its reason."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -10,8 +12,20 @@ import pytest
 from dashboard.app import build_app
 from dashboard.config import load
 from dashboard.model import Kind, State
+from metric_texts import scaledash_metrics
 
 pytestmark = pytest.mark.anyio
+
+
+def _screen(app) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _replica(app, name: str):
@@ -56,3 +70,29 @@ async def test_dashboard_on_the_lab_is_live_and_survives_a_dying_replica(disposa
         assert app.is_running
         screen = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert "replica-2" in screen and "DOWN" in screen
+
+
+async def test_a_source_that_never_answers_is_on_screen_with_its_reason(http, write_config):
+    http.routes["/metrics"] = scaledash_metrics()
+    config = write_config(f"""
+name = "live"
+interval = "1s"
+timeout = "800ms"
+
+[[source]]
+name = "app"
+scrape = "{http.url('/metrics')}"
+
+[[source]]
+name = "billing"
+scrape = "http://127.0.0.1:{_closed_port()}/metrics"
+""")
+    app = build_app(load(str(config)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _until(pilot, lambda: "billing" in _screen(app) and "upstream" in _screen(app), timeout=8.0)
+        text = _screen(app)
+        line = next(line for line in text.splitlines() if "billing" in line)
+        print(line)
+        assert "never answered" in line and "refused" in line
+        assert any(word in line for word in ("DOWN", "ERROR", "STALE"))
+        assert "sources 1/2 ok" in text.splitlines()[0]

@@ -1,0 +1,80 @@
+"""The sources in trouble, one line each, under the KPI bar.
+
+A `[[source]]` (a /metrics scrape, a Prometheus) has no row of its own: when it never
+answers, the rows it would feed simply do not exist, and only the header's colour said
+so. Each probe target that is not OK, or that answered with a warning, gets a line here
+with its state, how long ago it last answered and why; the line disappears when it
+recovers. Targets still waiting for their first answer are "starting", not failures.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from dashboard import format as fmt
+from dashboard.model import Snapshot, SourceStatus, State
+from dashboard.redact import sanitize
+from widgets.style import STATE_STYLE, state_text
+from widgets.text_line import TextLine
+
+SOURCE_WORDS = {"postgres": "postgres", "redis": "redis", "scrape": "scrape", "prometheus": "prometheus",
+                "http": "http"}
+
+
+def first_probe_pending(source: SourceStatus) -> bool:
+    """No probe of this target has finished yet (the engine's state before the first answer)."""
+    return source.state is State.UNKNOWN and source.age_s is None
+
+
+def starting(snap: Snapshot) -> bool:
+    """True until the first round of every target is in (a failed first probe counts as in)."""
+    flag = getattr(snap, "starting", None)       # the engine may say so itself
+    if isinstance(flag, bool):
+        return flag
+    return any(first_probe_pending(s) for s in snap.sources)
+
+
+def troubled(sources: tuple[SourceStatus, ...]) -> list[SourceStatus]:
+    """Targets to show a line for, worst first: not OK, or OK with a warning."""
+    shown = [s for s in sources if not first_probe_pending(s) and (s.state is not State.OK or s.warning)]
+    return sorted(shown, key=lambda s: (-s.state.severity, s.target))
+
+
+def source_line(s: SourceStatus) -> Text:
+    """`ERROR  service  scrape · never answered: connection refused`."""
+    text = Text()
+    text.append_text(state_text(s.state, warning=bool(s.warning)))   # its colour, not the line's
+    text.append("  ")
+    text.append(sanitize(s.target, 40), style="bold")
+    text.append(f"  {SOURCE_WORDS.get(s.source, sanitize(s.source, 12))}", style="dim")
+    if s.state is not State.OK:
+        text.append(" · never answered" if s.age_s is None else f" · last answer {fmt.seconds(s.age_s)} ago")
+    why = s.reason if s.state is not State.OK else None
+    for part in (why, s.warning):
+        if part:
+            text.append(": " + sanitize(part, 200))
+    return text
+
+
+class SourceList(TextLine):
+    """One line per target in trouble; hidden when every target is OK (app.tcss)."""
+
+    def show(self, sources: tuple[SourceStatus, ...], room: int) -> None:
+        lines = troubled(sources)
+        self.set_class(bool(lines), "-troubled")
+        room = max(room, 1)
+        if len(lines) > room:
+            lines, hidden = lines[: room - 1], lines[room - 1:]
+        else:
+            hidden = []
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, source in enumerate(lines):
+            if i:
+                text.append("\n")
+            text.append_text(source_line(source))
+        if hidden:
+            if lines:
+                text.append("\n")
+            text.append(f"+{len(hidden)} more: ", style=STATE_STYLE[hidden[0].state])
+            text.append(", ".join(sanitize(s.target, 40) for s in hidden))
+        self.set_text(text)
