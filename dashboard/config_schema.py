@@ -221,7 +221,7 @@ _SECTION_KEYS = {
     "replica": {"name", "dsn", "password", "max_lag_bytes", "max_lag_seconds", "interval"},
     "cache": {"name", "url", "password", "insecure", "min_hit_rate", "interval"},
     "source": {"name", "scrape", "prometheus", "preset", "username", "password", "rate_window", "job",
-               "insecure", "interval"},
+               "insecure", "interval", "min_hit_rate"},
     "edge": {"name", "url", "method", "expect_status", "headers", "insecure", "interval"},
     "cdn": {"name", "url", "headers", "insecure", "interval"},
     "suite": {"name", "command", "cwd"},
@@ -244,15 +244,21 @@ def _cache(c: _Checker, p: str, t: dict) -> CacheTarget | None:
         else c.get(t, p, "url", str, required=True)
     password = c.secret(f"{p}.password", t.get("password"))
     insecure = _insecure(c, p, t, url, ("rediss",))
-    floor = c.get(t, p, "min_hit_rate", (int, float))
-    if floor is not None and not 0 <= floor <= 1:
-        c.fail(f"{p}.min_hit_rate", "must be a fraction between 0 and 1", floor)
-        floor = None
+    floor = _hit_rate_floor(c, p, t)
     if not url:
         return None
     url, inline = _split_password(c, f"{p}.url", url)
     return CacheTarget(name=t.get("name", ""), url=url, password=password or inline, insecure=insecure,
-                       min_hit_rate=float(floor) if floor is not None else None)
+                       min_hit_rate=floor)
+
+
+def _hit_rate_floor(c: _Checker, p: str, t: dict) -> float | None:
+    """`min_hit_rate`: a cache's own floor (a second layer only sees the misses above it)."""
+    floor = c.get(t, p, "min_hit_rate", (int, float))
+    if floor is not None and not 0 <= floor <= 1:
+        c.fail(f"{p}.min_hit_rate", "must be a fraction between 0 and 1", floor)
+        return None
+    return float(floor) if floor is not None else None
 
 
 def _source(c: _Checker, p: str, t: dict) -> SourceTarget | None:
@@ -277,11 +283,13 @@ def _source(c: _Checker, p: str, t: dict) -> SourceTarget | None:
             c.fail(f"{p}.{only_promql}", "only applies to a prometheus = source, not to a scrape",
                    t[only_promql])
     insecure = _insecure(c, p, t, url, ("https",))
+    floor = _hit_rate_floor(c, p, t)
     if not url:
         return None
     return SourceTarget(name=t.get("name", ""), preset=preset, scrape=url if scrape else None,
                         prometheus=url if prom else None, username=username, password=password,
-                        rate_window=rate_window, job=c.get(t, p, "job", str), insecure=insecure)
+                        rate_window=rate_window, job=c.get(t, p, "job", str), insecure=insecure,
+                        min_hit_rate=floor)
 
 
 def _headers(c: _Checker, p: str, t: dict) -> tuple[tuple[str, str | Secret], ...]:

@@ -97,6 +97,7 @@ class SourceTarget:
     rate_window: str = "1m"
     job: str | None = None
     insecure: bool = False
+    min_hit_rate: float | None = None     # floor for the cache rows found in this source
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ prometheus = "{prometheus_url}"
 preset = "{presets[job]}"
 job = "{job}"
 interval = "5s"           # PromQL rates span 1 m: asking every second buys nothing
-''')
+''' + ("min_hit_rate = 0.0        # the same second-layer Redis as [[cache]] \"redis\" above\n"
+       if job == "redis" else ""))
     for function, method in (("hello", "POST"), ("resize", "GET")):
         parts.append(f'''
 [[edge]]

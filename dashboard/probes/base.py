@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
+from dataclasses import replace
 from typing import Protocol
 
-from dashboard.model import Failure, Reading
+from dashboard.model import Failure, Kind, Reading
 
 
 class ProbeError(Exception):
@@ -77,3 +78,12 @@ def classify(exc: BaseException) -> tuple[Failure, str]:
             return Failure.DOWN, reason
         return Failure.DOWN, describe_error(exc)
     return Failure.ERROR, f"{type(exc).__name__}: {describe_error(exc)}"
+
+
+def with_hit_rate_floor(readings: list[Reading], floor: float | None) -> list[Reading]:
+    """A source's `min_hit_rate` on every cache row it found, as the Redis probe gives its own:
+    a Redis that is a second cache layer only sees the misses above it."""
+    if floor is None:
+        return readings
+    return [replace(r, figures={**r.figures, "min_hit_rate": floor}) if r.kind is Kind.CACHE else r
+            for r in readings]

@@ -26,7 +26,7 @@ from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
 from dashboard.presets.base import Series
-from dashboard.probes.base import ProbeError
+from dashboard.probes.base import ProbeError, with_hit_rate_floor
 from dashboard.probes.http import MAX_BODY_BYTES, basic_auth
 from dashboard.redact import sanitize
 
@@ -182,7 +182,7 @@ class PrometheusProbe:
     async def collect(self) -> list[Reading]:
         series, up, warnings = await asyncio.to_thread(self._guarded_round)
         self.warning = "; ".join(warnings)[:160] or None
-        readings = self._preset.interpret(series, self.target)
+        readings = with_hit_rate_floor(self._preset.interpret(series, self.target), self._config.min_hit_rate)
         if up and all(v == 0 for v in up):
             reason = "up == 0 (via prometheus)"
             if readings:

@@ -8,7 +8,7 @@ from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading
 from dashboard.presets import get as get_preset
 from dashboard.presets.exposition import ExpositionError, family_prefixes, parse_text, prefilter
-from dashboard.probes.base import ProbeError
+from dashboard.probes.base import ProbeError, with_hit_rate_floor
 from dashboard.probes.http import basic_auth, make_client, read_capped, transport_failure
 from dashboard.redact import sanitize
 
@@ -41,7 +41,7 @@ class ScrapeProbe:
             series = parse_text(prefilter(text, self._families))
         except ExpositionError as exc:
             raise ProbeError(Failure.ERROR, str(exc)) from None
-        readings = self._preset.interpret(series, self.target)
+        readings = with_hit_rate_floor(self._preset.interpret(series, self.target), self._config.min_hit_rate)
         if not readings:
             raise ProbeError(Failure.NO_DATA, f"no series for preset {self._config.preset}")
         return readings

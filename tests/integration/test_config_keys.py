@@ -67,6 +67,7 @@ CHECKS = {
     "source.password": "test_source_username_and_password_are_sent_as_basic_auth",
     "source.insecure": "test_insecure_lets_a_self_signed_tls_server_pass",
     "source.interval": "test_each_targets_own_interval_sets_its_next_probe",
+    "source.min_hit_rate": "test_a_sources_min_hit_rate_judges_the_cache_rows_it_found",
     "edge.name": "test_edge_method_reaches_the_server",
     "edge.url": "test_edge_method_reaches_the_server",
     "edge.method": "test_edge_method_reaches_the_server",
@@ -354,6 +355,23 @@ def test_error_rate_threshold_judges_an_edge_function(http):
     assert strict.metrics["error_rate"] == pytest.approx(0.05, abs=0.01)
     assert strict.state is State.DEGRADED and "> 1%" in strict.reason, strict
     assert _row(_run({**source, "thresholds": {"error_rate": 0.1}}, window=0.3), "hello").state is State.OK
+
+
+def test_a_sources_min_hit_rate_judges_the_cache_rows_it_found(http):
+    started = time.monotonic()
+
+    def metrics(request):
+        t = time.monotonic() - started + 10.0
+        body = (f'cache_requests_total{{cache="sessions",layer="redis",result="hit"}} {50 * t}\n'
+                f'cache_requests_total{{cache="sessions",layer="redis",result="miss"}} {50 * t}\n')
+        return 200, {"Content-Type": "text/plain"}, body.encode()
+    http.routes["/metrics"] = metrics
+    source = {"name": "app", "scrape": http.url("/metrics"), "preset": "scaledash"}
+    default = _row(_run({"source": [source]}, window=0.3), "sessions")
+    assert default.metrics["hit_rate"] == pytest.approx(0.5, abs=0.05)
+    assert default.state is State.DEGRADED and "< 80%" in default.reason, default
+    floored = _row(_run({"source": [{**source, "min_hit_rate": 0.4}]}, window=0.3), "sessions")
+    assert floored.state is State.OK, floored
 
 
 # ------------------------------------------------------------------ targets
