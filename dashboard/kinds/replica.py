@@ -47,7 +47,8 @@ def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
     }
     metrics.update({key: f[key] for key in _OPTIONAL if key in f})
     if f.get("system_identifier") is not None:
-        metrics["_system_identifier"] = f["system_identifier"]
+        metrics["_system_identifier"] = f["system_identifier"]     # one per cluster
+        metrics["_node_id"] = f.get("node_id")                     # one per node, whatever the DSN
     if f.get("hidden_by_privilege"):
         metrics["hidden_by_privilege"] = tuple(f["hidden_by_privilege"])
     return metrics
@@ -108,6 +109,11 @@ def _direct(c) -> bool:
     return c.kind is Kind.REPLICA and c.source == "postgres"
 
 
+def _nodes(components: list) -> set:
+    """Distinct nodes: two targets may reach one node (a pooler and a direct DSN)."""
+    return {c.metrics.get("_node_id") or id(c) for c in components}
+
+
 def _judgeable_replica(c) -> bool:
     return (_direct(c) and c.state in _FRESH and c.metrics.get("role") == "replica"
             and c.metrics.get("replay_lsn") is not None)
@@ -116,7 +122,7 @@ def _judgeable_replica(c) -> bool:
 def _against_primary(c, primaries: list, t: Thresholds):
     cluster = c.metrics.get("_system_identifier")
     mine = [p for p in primaries if cluster is None or p.metrics.get("_system_identifier") in (None, cluster)]
-    if len(mine) != 1:
+    if len(_nodes(mine)) != 1:
         return c        # none reachable, or two (split-brain): the node's own figure stays, and says so
     primary = mine[0]
     lag_bytes = int(max(0.0, primary.metrics["current_lsn"] - c.metrics["replay_lsn"]))
@@ -145,10 +151,11 @@ def brief(m: dict) -> str:
 def banners(components: list) -> tuple[Alarm, ...]:
     """Two writable nodes of one cluster (same system identifier): split-brain, a fleet-wide
     alarm that is DOWN whatever each node's row says. A node that is not answering is not
-    counted; two separate clusters each with its own primary are not a split-brain."""
-    clusters: dict[object, list[str]] = {}
+    counted; two separate clusters each with its own primary are not a split-brain, nor
+    one primary reached by two targets."""
+    clusters: dict[object, list] = {}
     for c in components:
         if _direct(c) and c.metrics.get("writable") and c.state not in (State.DOWN, State.STALE, State.ERROR):
-            clusters.setdefault(c.metrics.get("_system_identifier"), []).append(c.name)
-    return tuple(Alarm(f"{len(names)} primaries - possible split-brain: {', '.join(names)}", State.DOWN)
-                 for names in clusters.values() if len(names) > 1)
+            clusters.setdefault(c.metrics.get("_system_identifier"), []).append(c)
+    return tuple(Alarm(f"{len(_nodes(rows))} primaries - possible split-brain: {', '.join(c.name for c in rows)}",
+                       State.DOWN) for rows in clusters.values() if len(_nodes(rows)) > 1)

@@ -96,6 +96,7 @@ def _figures(row: asyncpg.Record, latency_ms: float) -> dict:
         "replay_age_s": _num(row["replay_age_s"]),
         "streaming_replicas": None if row["streaming_replicas"] is None else int(row["streaming_replicas"]),
         "system_identifier": row["system_identifier"],
+        "node_id": f"{row['system_identifier']}@{row['started_at']}",
         "xact_total": _num(row["xact_total"]),
         "server_version": int(row["version_num"]),
         "hidden_by_privilege": _hidden(row),

@@ -9,6 +9,8 @@
 -- replicas would count 0. Those figures come back NULL with can_read_stats false, so
 -- the probe can say "n/a (privilege)" instead of a wrong number. The receiver's pid
 -- stays visible to everyone: no row at all means no WAL receiver is running.
+-- system_identifier (shared by a primary and its replicas) and the postmaster's start
+-- time tell nodes apart when two targets reach the same node by different DSNs.
 SELECT
     pg_is_in_recovery() AS in_recovery,
     CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END AS replay_paused,
@@ -30,6 +32,7 @@ SELECT
     (SELECT extract(epoch FROM clock_timestamp() - backend_start)
        FROM pg_stat_activity WHERE backend_type = 'walreceiver' LIMIT 1) AS receiver_up_s,
     (SELECT system_identifier FROM pg_control_system()) AS system_identifier,
+    extract(epoch FROM pg_postmaster_start_time()) AS started_at,
     (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database) AS xact_total,
     current_setting('server_version_num')::int AS version_num
 FROM (SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS can_read_stats) AS priv
