@@ -46,8 +46,10 @@ def node(cluster, name: str):
 
 
 def write(cluster, rows: int) -> None:
-    """About 130 bytes of WAL per row."""
-    cluster.psql(cluster.primary, f"INSERT INTO ticks (pad) SELECT repeat('x', 80) FROM generate_series(1, {rows})")
+    """About 130 bytes of WAL per row, written out before it returns (the cluster runs with
+    synchronous_commit off, where the write position may still be short of the commit)."""
+    cluster.psql(cluster.primary, "SET synchronous_commit = local;\n"
+                 f"INSERT INTO ticks (pad) SELECT repeat('x', 80) FROM generate_series(1, {rows})")
 
 
 def caught_up(cluster, name: str) -> bool:
@@ -209,6 +211,29 @@ def test_replica_cut_off_while_its_receiver_says_streaming_is_judged_by_lag_behi
     assert r2.metrics["receive_lsn"] == r2.metrics["replay_lsn"]      # by its own figures: caught up
     assert r2.metrics["lag_bytes"] > 2 * MiB
     assert r2.state is State.DEGRADED and r2.reason.startswith("lag ") and "> 1.0 MiB" in r2.reason
+
+
+def test_a_write_landing_between_the_two_nodes_probes_is_not_lag_in_seconds(cluster):
+    """After an idle spell the last replayed transaction is old: a write read on the primary
+    but not yet on the replica must not show that age as lag (here, any second is too many)."""
+    cfg = validate({"interval": 1.0, "timeout": 0.8,
+                    "replica": [section(cluster, "primary"), section(cluster, "r1", max_lag_seconds=0)]})
+    write(cluster, 1)
+    wait_for(lambda: caught_up(cluster, "r1"))
+
+    async def run():
+        engine = Engine(cfg)
+        try:
+            await engine.poll_round()
+            await asyncio.to_thread(write, cluster, 10)
+            await engine._poll(engine.targets[0])        # the primary's probe sees the write first
+            return row(engine.snapshot(), "r1")
+        finally:
+            await engine.close()
+
+    r1 = asyncio.run(run())
+    assert r1.metrics["lag_bytes"] > 0 and r1.metrics["replay_age_s"] > 0
+    assert r1.metrics["lag_seconds"] == 0.0 and (r1.state, r1.reason) == (State.OK, None)
 
 
 def test_without_a_primary_a_replica_shows_its_own_lag_and_says_so(cluster):
@@ -403,3 +428,17 @@ def test_lab_routes_no_reads_to_a_replica_far_behind_the_primary_while_its_recei
     health, behind = route_reads(app_db, scenario, max_lag_bytes=MiB)
     assert health["lag_bytes"] > 2 * MiB and "behind the primary" in health["reason"]
     assert behind == {"primary": 0, "r1": 20, "r2": 0}
+
+
+def test_a_read_replica_not_connected_to_its_primary_by_the_supabase_metrics_is_degraded():
+    from dashboard.config_types import Thresholds
+    from dashboard.model import Kind, Reading
+
+    def judged(connected: bool):
+        figures = {"role": "replica", "writable": False, "lag_seconds": 0.0, "replay_paused": False,
+                   "connected_to_primary": connected}
+        return replica_kind.assess(replica_kind.derive(Reading(Kind.REPLICA, "rr", figures), None, None),
+                                   Thresholds())
+
+    assert judged(True) == (State.OK, None)
+    assert judged(False) == (State.DEGRADED, "WAL receiver not streaming (not connected)")

@@ -18,7 +18,8 @@ from dashboard.kinds.base import counter_rate, non_finite, number
 from dashboard.model import Alarm, Kind, Reading, State
 
 METRIC_KEYS = ("role", "lag_bytes", "lag_seconds", "replay_paused", "latency_ms", "receiver")
-HISTORY = ("lag_bytes", "lag_seconds", "latency_ms")
+# current_lsn (primaries only): the position one poll earlier dates a replica's gap (relate).
+HISTORY = ("lag_bytes", "lag_seconds", "latency_ms", "current_lsn")
 
 BASIS_PRIMARY = "primary"   # the primary's current LSN minus this node's replay LSN
 BASIS_OWN = "own"           # this node's received minus replayed: no primary to compare with
@@ -46,6 +47,9 @@ def derive(cur: Reading, prev: Reading | None, dt: float | None) -> dict:
         **_own_lag(f),
     }
     metrics.update({key: f[key] for key in _OPTIONAL if key in f})
+    if "receiver" not in f and isinstance(f.get("connected_to_primary"), bool):
+        # The Supabase Metrics API says only whether a read replica's receiver is connected.
+        metrics["receiver"] = "streaming" if f["connected_to_primary"] else "not connected"
     if f.get("system_identifier") is not None:
         metrics["_system_identifier"] = f["system_identifier"]     # one per cluster
         metrics["_node_id"] = f.get("node_id")                     # one per node, whatever the DSN
@@ -109,6 +113,16 @@ def _direct(c) -> bool:
     return c.kind is Kind.REPLICA and c.source == "postgres"
 
 
+def _seconds_behind(lag_bytes: int, m: dict, primary_before: float | None) -> float | None:
+    """The idle-primary rule, across nodes: no lag in seconds while the replica holds all the
+    primary had written by its previous reading. Two nodes are probed a few milliseconds
+    apart: after a long idle spell, a first write landing between the two reads would
+    otherwise show the age of the last replayed transaction (minutes) as lag."""
+    if primary_before is not None and m["replay_lsn"] >= primary_before:
+        return 0.0
+    return lag_seconds(lag_bytes, m.get("replay_age_s"))
+
+
 def _nodes(components: list) -> set:
     """Distinct nodes: two targets may reach one node (a pooler and a direct DSN)."""
     return {c.metrics.get("_node_id") or id(c) for c in components}
@@ -126,8 +140,9 @@ def _against_primary(c, primaries: list, t: Thresholds):
         return c        # none reachable, or two (split-brain): the node's own figure stays, and says so
     primary = mine[0]
     lag_bytes = int(max(0.0, primary.metrics["current_lsn"] - c.metrics["replay_lsn"]))
-    metrics = dict(c.metrics, lag_bytes=lag_bytes, lag_seconds=lag_seconds(lag_bytes, c.metrics.get("replay_age_s")),
-                   lag_basis=BASIS_PRIMARY, lag_primary=primary.name)
+    positions = primary.history.get("current_lsn", ())
+    metrics = dict(c.metrics, lag_bytes=lag_bytes, lag_basis=BASIS_PRIMARY, lag_primary=primary.name,
+                   lag_seconds=_seconds_behind(lag_bytes, c.metrics, positions[-2] if len(positions) > 1 else None))
     state, reason = assess(metrics, t)
     return replace(c, metrics=metrics, state=state, reason=reason)
 
