@@ -319,6 +319,7 @@ def test_role_without_pg_monitor_sees_na_privilege_and_one_notice_naming_the_gra
     result = run_cli("check", "--config", str(write_config(toml(replicas))))
     assert result.code == 0, result.text
     assert "n/a (privilege)" in result.out
+    assert " ".join(result.out.split()).count("GRANT pg_monitor TO plain") == 2   # one note per target
 
 
 # ------------------------------------------------------------------ split-brain

@@ -130,5 +130,4 @@ def _privilege_notice(row: asyncpg.Record) -> str | None:
     if row["can_read_stats"]:
         return None
     role = row["role_name"]
-    return (f"role {role} lacks pg_monitor: streaming replicas and WAL receiver status are hidden "
-            f"(n/a (privilege)); GRANT pg_monitor TO {role}")
+    return f"role {role} lacks pg_monitor, replication figures hidden: GRANT pg_monitor TO {role}"
