@@ -233,10 +233,19 @@ def _replica(c: _Checker, p: str, t: dict) -> ReplicaTarget | None:
     dsn = _check_url(c, f"{p}.dsn", t["dsn"], ("postgresql", "postgres")) if "dsn" in t \
         else c.get(t, p, "dsn", str, required=True)
     password = c.secret(f"{p}.password", t.get("password"))
+    max_bytes = c.get(t, p, "max_lag_bytes", int)
+    max_seconds = c.get(t, p, "max_lag_seconds", (int, float))
+    if max_bytes is not None and max_bytes < 0:
+        c.fail(f"{p}.max_lag_bytes", "must be 0 or more", max_bytes)
+        max_bytes = None
+    if max_seconds is not None and not 0 <= max_seconds < float("inf"):  # also refuses NaN
+        c.fail(f"{p}.max_lag_seconds", "must be a finite number of seconds, 0 or more", max_seconds)
+        max_seconds = None
     if not dsn:
         return None
     dsn, inline = _split_password(c, f"{p}.dsn", dsn)
-    return ReplicaTarget(name=t.get("name", ""), dsn=dsn, password=password or inline)
+    return ReplicaTarget(name=t.get("name", ""), dsn=dsn, password=password or inline, max_lag_bytes=max_bytes,
+                         max_lag_seconds=float(max_seconds) if max_seconds is not None else None)
 
 
 def _cache(c: _Checker, p: str, t: dict) -> CacheTarget | None:

@@ -75,6 +75,8 @@ class ReplicaTarget:
     name: str
     dsn: str                       # without its password
     password: Secret | None = None
+    max_lag_bytes: int | None = None        # overrides thresholds.replica_lag_bytes for this node
+    max_lag_seconds: float | None = None    # overrides thresholds.replica_lag_seconds for this node
 
 
 @dataclass(frozen=True)

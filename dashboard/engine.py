@@ -76,6 +76,7 @@ class Target:
     successes: int = 0
     answered: int = 0      # probes the service answered (uptime): see `uptime`
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    notices: set[str] = field(default_factory=set)     # already logged (Reading.notice)
 
 
 class Engine:
@@ -272,7 +273,14 @@ class Engine:
         if not any(r.state is State.DOWN for r in sample.readings):
             t.answered += 1
         for reading in sample.readings:
+            self._notice(t, reading)
             self._apply_reading(t, reading, sample.finished, sample.warning)
+
+    def _notice(self, t: Target, reading: Reading) -> None:
+        """A reading's notice goes to the event log once per target, not once per poll."""
+        if reading.notice and reading.notice not in t.notices:
+            t.notices.add(reading.notice)
+            self.events.append(Event(self.wall(), t.probe.target, safe_message(reading.notice, 200)))
 
     def _apply_reading(self, t: Target, reading: Reading, at: float, warning: str | None = None) -> None:
         key = reading.ident
@@ -408,11 +416,11 @@ class Engine:
                     rows.append((t, track, comp))
             sources.append(self._source_status(t, now))
         judged = relate_all([comp for _, _, comp in rows], self.thresholds)
-        components = [self._note_transition(t, track, comp, now) for (t, track, _), comp in zip(rows, judged)]
-        banners = banners_of(components)
+        components = [self._note_transition(t, track, _judged_history(track, comp), now)
+                      for (t, track, _), comp in zip(rows, judged)]
         snap = Snapshot(generated_at=self.wall(), components=tuple(components), sources=tuple(sources),
-                        kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners,
-                        starting=any(t.last_sample is None for t in self.targets))
+                        kpis=(), events=tuple(reversed(self.events)), service=tuple(service),
+                        alarms=banners_of(components), starting=any(t.last_sample is None for t in self.targets))
         return kpi.with_kpis(snap, self.uptime(), self.failover_seconds)
 
     def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
@@ -466,6 +474,18 @@ class Engine:
         """
         chosen = [t for t in self.targets if t.probe.source in sources] or self.targets
         return sum(t.answered for t in chosen), sum(t.attempts for t in chosen)
+
+
+def _judged_history(track: Track, comp: Component) -> Component:
+    """A cross-row judgement may correct this round's figures (a replica's lag measured
+    against its primary): the newest history point follows, so a trend shows what the row shows."""
+    changed = False
+    for figure, points in track.history.items():
+        value = comp.metrics.get(figure)
+        if points and value != track.metrics.get(figure) and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            points[-1], changed = float(value), True
+    return replace(comp, history={k: tuple(v) for k, v in track.history.items()}) if changed else comp
 
 
 def _timeout_failure(probe: Probe) -> Failure:

@@ -93,6 +93,9 @@ class Reading:
     detail: str | None = None          # tells apart rows of one name, e.g. a cache's layer
     sampled_at: float | None = None
     sampled_at_newest: float | None = None
+    # Something the operator should do once, not see every poll (e.g. a missing grant):
+    # the engine logs each distinct notice of a target once.
+    notice: str | None = None
 
     @property
     def ident(self) -> tuple[str, str, str]:
@@ -170,6 +173,15 @@ class Kpi:
 
 
 @dataclass(frozen=True)
+class Alarm:
+    """A fleet-wide alarm shown as a banner, and the state it stands for: two writable
+    primaries (split-brain) are DOWN, whatever each node's own row says."""
+
+    text: str
+    state: State = State.DEGRADED
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the consumers see at one instant. Never mutated after it is built."""
 
@@ -179,15 +191,19 @@ class Snapshot:
     kpis: tuple[Kpi, ...]
     events: tuple["Event", ...] = ()
     service: tuple[Component, ...] = ()   # Kind.SERVICE rows: feed the KPIs, not shown as rows
-    banners: tuple[str, ...] = ()         # fleet-wide alarms, e.g. two writable primaries
+    alarms: tuple[Alarm, ...] = ()        # fleet-wide alarms, e.g. two writable primaries
     # True until every target has finished its first probe (answered or failed): a
     # consumer says "starting" rather than judging a fleet half of which is unasked yet.
     starting: bool = False
 
     @property
+    def banners(self) -> tuple[str, ...]:
+        return tuple(a.text for a in self.alarms)
+
+    @property
     def overall(self) -> State:
         states = [c.state for c in self.components] + [s.state for s in self.sources]
-        return worst(states)
+        return worst(states + [a.state for a in self.alarms])
 
 
 @dataclass(frozen=True)

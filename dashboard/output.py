@@ -129,6 +129,9 @@ def render_table(snap: Snapshot, console) -> None:
                                f"{': ' + s.reason if s.reason else ''}", style=STYLE[s.state]))
     for banner in snap.banners:
         console.print(Text(f"!! {banner}", style="bold red"))
+    for event in reversed(snap.events):
+        if event.state is None:      # a notice (e.g. a missing grant), not a state change
+            console.print(Text(f"note: {event.target}: {safe_message(event.message, 200)}", style="yellow"))
     kpis = Table(title="targets", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("kpi", "measured", "target", "met", "detail"):
         kpis.add_column(column)

@@ -114,8 +114,18 @@ def role(c: Component, ctx: RowContext) -> str:
 
 
 def paused(c: Component, ctx: RowContext) -> Text:
+    """Whether WAL flows into the replica: replay paused, or its WAL receiver not streaming
+    (the lag column alone would not say why it grows); "n/a" when the server hid the
+    receiver from the monitoring role (no pg_monitor)."""
     value = c.metrics.get("replay_paused")
-    return Text("PAUSED", style="bold yellow") if value else Text("no" if value is False else "-")
+    if value:
+        return Text("PAUSED", style="bold yellow")
+    receiver = c.metrics.get("receiver")
+    if c.metrics.get("role") == "replica" and "receiver" in (c.metrics.get("hidden_by_privilege") or ()):
+        return Text("n/a", style="dim")
+    if c.metrics.get("role") == "replica" and isinstance(receiver, str) and receiver != "streaming":
+        return Text(sanitize(receiver, 7), style="bold yellow")
+    return Text("no" if value is False else "-")
 
 
 def read_share(c: Component, ctx: RowContext) -> str:

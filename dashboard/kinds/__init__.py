@@ -4,8 +4,9 @@ Adding a kind means one module here and one line in KINDS. A kind module has:
 METRIC_KEYS (its `check --json` contract keys), HISTORY (figures kept as history),
 derive(cur, prev, dt) -> figures, assess(figures, thresholds) -> (State, reason),
 brief(figures) -> one line for `check`'s table; optionally relate(components,
-thresholds) -> components (judgements across rows, e.g. a cache's layers) and
-banners(components) -> fleet-wide alarms (e.g. split-brain).
+thresholds) -> components (judgements across rows, e.g. a cache's layers, a replica's
+lag behind its primary) and banners(components) -> fleet-wide `Alarm`s (e.g.
+split-brain), each with the state it stands for in `Snapshot.overall`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from dashboard.kinds import batcher, breaker, cache, cdn, edge, replica, service
-from dashboard.model import Kind
+from dashboard.model import Alarm, Kind
 
 KINDS: dict[Kind, ModuleType] = {
     Kind.REPLICA: replica,
@@ -35,8 +36,8 @@ def relate_all(components: list, thresholds) -> list:
     return components
 
 
-def banners_of(components: list) -> tuple[str, ...]:
-    out: tuple[str, ...] = ()
+def banners_of(components: list) -> tuple[Alarm, ...]:
+    out: tuple[Alarm, ...] = ()
     for module in KINDS.values():
         banners = getattr(module, "banners", None)
         if banners is not None:

@@ -1,4 +1,9 @@
-"""PostgreSQL nodes through asyncpg: role, replication position, replay state, activity.
+"""PostgreSQL nodes through asyncpg: role, WAL positions, WAL receiver, replay state, activity.
+
+The probe reports what one node says about itself; a replica's lag behind its primary
+needs both nodes and is computed by the replica kind. Figures the server hides from a
+role without pg_monitor come back None, listed in `hidden_by_privilege`, with one notice
+naming the grant.
 
 One connection per node, kept across rounds and dropped on any failure or
 cancellation (a cancelled query leaves the protocol mid-stream). `command_timeout`
@@ -61,37 +66,68 @@ class PostgresProbe:
         except BaseException:
             await self.close()
             raise
-        return [Reading(Kind.REPLICA, self.target, self._figures(row, latency_ms))]
-
-    @staticmethod
-    def _figures(row: asyncpg.Record, latency_ms: float) -> dict:
-        in_recovery = bool(row["in_recovery"])
-        receive, replay = _num(row["receive_lsn"]), _num(row["replay_lsn"])
-        lag_bytes = None
-        if in_recovery and replay is not None:
-            lag_bytes = max(0, int((receive if receive is not None else replay) - replay))
-        replay_age = _num(row["replay_age_s"])
-        lag_seconds: float | None = 0.0 if not in_recovery else None
-        if in_recovery:
-            # An idle primary makes now() - last replay grow forever: that is not lag
-            # when everything received has been replayed.
-            lag_seconds = 0.0 if lag_bytes == 0 else (float(replay_age) if replay_age is not None else None)
-        return {
-            "role": "replica" if in_recovery else "primary",
-            "writable": not in_recovery,
-            "lag_bytes": lag_bytes if in_recovery else 0,
-            "lag_seconds": lag_seconds,
-            "replay_paused": bool(row["replay_paused"]),
-            "latency_ms": round(latency_ms, 3),
-            "current_lsn": _num(row["current_lsn"]),
-            "replay_lsn": replay,
-            "replay_age_s": replay_age,
-            "streaming_replicas": int(row["streaming_replicas"] or 0),
-            "xact_total": _num(row["xact_total"]),
-            "server_version": int(row["version_num"]),
-        }
+        figures = _figures(row, latency_ms)
+        # Per-node thresholds travel with the figures to the kind that judges them.
+        for key in ("max_lag_bytes", "max_lag_seconds"):
+            if getattr(self._config, key) is not None:
+                figures[key] = getattr(self._config, key)
+        return [Reading(Kind.REPLICA, self.target, figures, notice=_privilege_notice(row))]
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.terminate()  # no network round trip: the peer may be hung
+
+
+RECEIVER_DETAILS = ("receiver", "receiver_since_s", "receiver_msg_age_s")
+
+
+def _figures(row: asyncpg.Record, latency_ms: float) -> dict:
+    """The node's raw positions and states; its lag is the kind's to compute (across nodes)."""
+    role = "replica" if row["in_recovery"] else "primary"
+    figures = {
+        "role": role,
+        "writable": role == "primary",
+        "replay_paused": bool(row["replay_paused"]),
+        "latency_ms": round(latency_ms, 3),
+        "current_lsn": _num(row["current_lsn"]),
+        "receive_lsn": _num(row["receive_lsn"]),
+        "replay_lsn": _num(row["replay_lsn"]),
+        "replay_age_s": _num(row["replay_age_s"]),
+        "streaming_replicas": None if row["streaming_replicas"] is None else int(row["streaming_replicas"]),
+        "system_identifier": row["system_identifier"],
+        "node_id": f"{row['system_identifier']}@{row['started_at']}",
+        "xact_total": _num(row["xact_total"]),
+        "server_version": int(row["version_num"]),
+        "hidden_by_privilege": _hidden(row),
+    }
+    if role == "replica":
+        figures.update(_receiver(row))
+    return figures
+
+
+def _receiver(row: asyncpg.Record) -> dict:
+    """The WAL receiver: its status word ("stopped" when no receiver process runs, which
+    every role can see), how long it has run and when it last heard from the primary."""
+    if row["receiver_pid"] is None:
+        status = "stopped"
+    else:
+        status = row["receiver_status"]          # None: hidden from this role
+    return {"receiver": status, "receiver_since_s": _num(row["receiver_up_s"]),
+            "receiver_msg_age_s": _num(row["receiver_msg_age_s"])}
+
+
+def _hidden(row: asyncpg.Record) -> tuple[str, ...]:
+    """The figures the server hid from a role without pg_read_all_stats. A stopped receiver
+    has no row to hide: "stopped" is known to every role."""
+    if row["can_read_stats"]:
+        return ()
+    return ("streaming_replicas",) + (RECEIVER_DETAILS if row["receiver_pid"] is not None else ())
+
+
+def _privilege_notice(row: asyncpg.Record) -> str | None:
+    """One text per role, whatever this round hid: the engine logs each distinct notice once."""
+    if row["can_read_stats"]:
+        return None
+    role = row["role_name"]
+    return f"role {role} lacks pg_monitor, replication figures hidden: GRANT pg_monitor TO {role}"

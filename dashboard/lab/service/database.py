@@ -25,7 +25,7 @@ import asyncpg
 from dashboard.lab.service import queries
 from dashboard.lab.service.breakers import Breaker, BreakerOpen
 from dashboard.lab.service.metrics import ServiceMetrics
-from dashboard.lab.service.replica_health import ReplicaMonitor
+from dashboard.lab.service.replica_health import PrimaryPosition, ReplicaMonitor
 from dashboard.lab.service.settings import ServiceSettings
 from dashboard.redact import describe_error
 
@@ -110,7 +110,9 @@ class Database:
         self.primary = NodePool(PRIMARY, settings.primary_dsn, settings.pg_password, max_size=6)
         self.replicas = {name: NodePool(name, dsn, settings.pg_password, max_size=4)
                          for name, dsn in sorted(settings.replicas.items())}
-        self.monitors = {name: ReplicaMonitor(name, dsn, settings.pg_password, settings.max_replica_lag_bytes)
+        self.primary_position = PrimaryPosition(settings.primary_dsn, settings.pg_password)
+        self.monitors = {name: ReplicaMonitor(name, dsn, settings.pg_password, settings.max_replica_lag_bytes,
+                                              self.primary_position)
                          for name, dsn in sorted(settings.replicas.items())}
         self.fence = WriteFence()
         # A replica is only eligible once it has replayed the schema this service set up.
@@ -158,7 +160,7 @@ class Database:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(m.close() for m in self.monitors.values()),
+        await asyncio.gather(*(m.close() for m in self.monitors.values()), self.primary_position.close(),
                              *(p.close() for p in [self.primary, *self.replicas.values()]))
 
     # -- routing ---------------------------------------------------------------

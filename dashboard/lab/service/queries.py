@@ -68,11 +68,22 @@ RETURNING i.id"""
 # the lab) the write position can still be short of the commit record just made.
 CURRENT_WAL_LSN = "SELECT pg_current_wal_insert_lsn()"
 
+# The primary's position, read before each replica health check: a replica's lag is this
+# minus its replay position (its own received-minus-replayed reads ~0 once its WAL
+# receiver is cut, while the primary moves on).
+PRIMARY_WAL_LSN = "SELECT pg_current_wal_lsn()"
+
 # Replica health, once a second per replica. pg_is_wal_replay_paused() raises on a
-# server not in recovery, hence the CASE (its branches are evaluated lazily).
+# server not in recovery, hence the CASE (its branches are evaluated lazily). A role
+# without pg_read_all_stats (the service's own) sees only the receiver's pid: no row
+# means no WAL receiver runs at all; its status shows when the role may see it.
 REPLICA_HEALTH = """
 SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END AS replay_paused,
        CASE WHEN pg_is_in_recovery()
             THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) END AS lag_bytes,
-       pg_last_wal_replay_lsn() AS replay_lsn"""
+       pg_last_wal_replay_lsn() AS replay_lsn,
+       receiver.pid AS receiver_pid,
+       receiver.status AS receiver_status
+FROM (SELECT 1) AS one
+LEFT JOIN pg_stat_wal_receiver AS receiver ON true"""

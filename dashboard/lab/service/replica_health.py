@@ -1,9 +1,15 @@
-"""Watch one replica once a second: reachable, replaying, and lag under the threshold.
+"""Watch one replica once a second: reachable, streaming, replaying, and lag under the threshold.
 
 The router reads `health` (an immutable value replaced on every check) to decide
 where reads may go.  Each monitor owns one dedicated connection, so a probe never
 waits behind application queries in a pool, and a dead replica costs one connect
 attempt per backoff step rather than a hot loop.
+
+Lag is the rule the dashboard uses: the primary's current WAL position minus the
+replica's replay position, read in that order so that the difference never overstates
+it. A replica whose WAL receiver is not running gets no reads at once: it replays what
+it has and then looks caught up by its own figures while the primary moves on. Only
+when the primary cannot be read does the replica's own received-minus-replayed stand in.
 """
 
 from __future__ import annotations
@@ -36,38 +42,98 @@ class ReplicaHealth:
     lag_bytes: int | None = None
     replay_paused: bool | None = None
     replay_lsn: int | None = None
+    receiver: str | None = None        # WAL receiver status; None when this role may not see it
     checked_at: float = 0.0
 
     def as_dict(self) -> dict:
         return {"healthy": self.healthy, "reason": self.reason, "lag_bytes": self.lag_bytes,
-                "replay_paused": self.replay_paused, "age_s": round(time.monotonic() - self.checked_at, 1)
-                if self.checked_at else None}
+                "replay_paused": self.replay_paused, "receiver": self.receiver,
+                "age_s": round(time.monotonic() - self.checked_at, 1) if self.checked_at else None}
 
 
-def judge(name: str, row, max_lag_bytes: int) -> ReplicaHealth:
-    """Turn a REPLICA_HEALTH row into a verdict."""
-    lag = None if row["lag_bytes"] is None else int(row["lag_bytes"])
-    common = dict(name=name, lag_bytes=lag, replay_paused=bool(row["replay_paused"]),
-                  replay_lsn=None if row["replay_lsn"] is None else int(row["replay_lsn"]),
-                  checked_at=time.monotonic())
+def judge(name: str, row, max_lag_bytes: int, primary_lsn: int | None = None) -> ReplicaHealth:
+    """Turn a REPLICA_HEALTH row, and the primary's position read just before, into a verdict."""
+    replay_lsn = None if row["replay_lsn"] is None else int(row["replay_lsn"])
+    lag = _lag(row, replay_lsn, primary_lsn)
+    common = dict(name=name, lag_bytes=lag, replay_paused=bool(row["replay_paused"]), replay_lsn=replay_lsn,
+                  receiver=_receiver(row), checked_at=time.monotonic())
     if not row["in_recovery"]:
         # A promoted replica is on its own timeline: reading from it would show other data.
         return ReplicaHealth(healthy=False, reason="not in recovery (promoted?)", **common)
+    if common["receiver"] not in ("streaming", None):
+        return ReplicaHealth(healthy=False, reason=f"WAL receiver not streaming ({common['receiver']})", **common)
     if row["replay_paused"]:
         return ReplicaHealth(healthy=False, reason="replay paused", **common)
     if lag is not None and lag >= max_lag_bytes:
-        return ReplicaHealth(healthy=False, reason=f"replay lag {lag} bytes >= {max_lag_bytes}", **common)
+        behind = "behind the primary" if primary_lsn is not None else "received, not replayed (primary unread)"
+        return ReplicaHealth(healthy=False, reason=f"replay lag {lag} bytes {behind} >= {max_lag_bytes}", **common)
     return ReplicaHealth(healthy=True, **common)
+
+
+def _lag(row, replay_lsn: int | None, primary_lsn: int | None) -> int | None:
+    if primary_lsn is not None and replay_lsn is not None:
+        return max(0, primary_lsn - replay_lsn)
+    return None if row["lag_bytes"] is None else int(row["lag_bytes"])
+
+
+def _receiver(row) -> str | None:
+    """"stopped" when no WAL receiver runs; its status when this role may see it, else None."""
+    return "stopped" if row["receiver_pid"] is None else row["receiver_status"]
+
+
+class PrimaryPosition:
+    """The primary's current WAL position on a dedicated connection, shared by the monitors.
+
+    Two monitors checking in the same instant share one read (`MAX_AGE`): a position a
+    little older than the replica's only understates the lag, never overstates it.
+    """
+
+    MAX_AGE = 0.2
+
+    def __init__(self, dsn: str, password: str | None) -> None:
+        self._dsn = dsn
+        self._password = password
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._lsn: int | None = None
+        self._read_at = 0.0
+
+    async def lsn(self) -> int | None:
+        """The position, or None when the primary cannot be read (callers fall back)."""
+        async with self._lock:
+            if time.monotonic() - self._read_at > self.MAX_AGE:
+                self._lsn, self._read_at = await self._read(), time.monotonic()
+            return self._lsn
+
+    async def _read(self) -> int | None:
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._dsn, password=self._password, timeout=CONNECT_TIMEOUT)
+            return int(await self._conn.fetchval(queries.PRIMARY_WAL_LSN, timeout=QUERY_TIMEOUT))
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.debug("primary position unread: %s", describe_error(exc, 80))
+            await self.close()
+            return None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 1.0)
+            except Exception:
+                conn.terminate()
 
 
 class ReplicaMonitor:
     """Checks one replica every CHECK_INTERVAL seconds until `run()` is cancelled."""
 
-    def __init__(self, name: str, dsn: str, password: str | None, max_lag_bytes: int) -> None:
+    def __init__(self, name: str, dsn: str, password: str | None, max_lag_bytes: int,
+                 primary: PrimaryPosition | None = None) -> None:
         self.name = name
         self._dsn = dsn
         self._password = password
         self._max_lag = max_lag_bytes
+        self._primary = primary
         self._conn: asyncpg.Connection | None = None
         self.health = ReplicaHealth(name, healthy=False, reason="not checked yet")
 
@@ -80,6 +146,7 @@ class ReplicaMonitor:
 
     async def check(self) -> bool:
         """One check; returns False when the replica could not be queried at all."""
+        primary_lsn = await self._primary.lsn() if self._primary is not None else None
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn, password=self._password, timeout=CONNECT_TIMEOUT)
@@ -89,7 +156,7 @@ class ReplicaMonitor:
             self._publish(ReplicaHealth(self.name, healthy=False, reason=f"unreachable: {describe_error(exc, 80)}",
                                         checked_at=time.monotonic()))
             return False
-        self._publish(judge(self.name, row, self._max_lag))
+        self._publish(judge(self.name, row, self._max_lag, primary_lsn))
         return True
 
     def _publish(self, health: ReplicaHealth) -> None:
