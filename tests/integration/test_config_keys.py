@@ -123,8 +123,8 @@ def test_every_accepted_key_has_a_check_that_shows_it_acting(monkeypatch):
     assert {"thresholds.cache_hit_rate", "source.job", "drill"} <= accepted   # the walk sees every level
     for key, file in ELSEWHERE.items():
         path = ROOT / file
-        if path.exists():          # once that change is in this tree, its tests name the key
-            assert key.split(".")[-1] in path.read_text(), f"{file} does not mention {key}"
+        assert path.exists(), f"{key} is said to be checked in {file}, which does not exist"
+        assert key.split(".")[-1] in path.read_text(), f"{file} does not mention {key}"
 
 
 # ------------------------------------------------------------------ helpers
