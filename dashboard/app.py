@@ -27,7 +27,7 @@ from dashboard.model import Snapshot
 from dashboard.redact import sanitize
 from dashboard.screens import DetailScreen, HelpScreen
 from widgets.bars import Banner, KpiBar, TopBar
-from widgets.columns import COLUMNS, PANEL_KINDS, RowContext
+from widgets.rows import PANELS, RowContext
 from widgets.event_log import EventLog
 from widgets.panel import ComponentPanel, ComponentSelected
 from widgets.row_table import RowTable
@@ -94,7 +94,7 @@ class ScaledashApp(App):
         yield KpiBar(id="kpis")
         yield SourceList(id="sources")
         with Grid(id="panels"):
-            for panel in COLUMNS:
+            for panel in PANELS:
                 yield ComponentPanel(panel)
             with Vertical(id="panel-events", classes="panel"):
                 yield Static("Events", classes="panel-title")
@@ -176,7 +176,7 @@ class ScaledashApp(App):
                          sources={s.target: s for s in snap.sources})
         wide = self.size.width >= WIDE_WIDTH
         for panel in parts.panels:
-            rows = [c for c in snap.components if c.kind in PANEL_KINDS[panel.panel] and self._matches(c)]
+            rows = [c for c in snap.components if c.kind in PANELS[panel.panel].kinds and self._matches(c)]
             # Before the first layout a panel has no height: draw every row rather than none.
             panel.show(rows, ctx, wide, room=max(1, panel.size.height - 2) if panel.size.height else 0)
         events = parts.events

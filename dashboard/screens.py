@@ -14,7 +14,7 @@ from dashboard import format as fmt
 from dashboard.model import Component, Snapshot
 from dashboard.output import figure_text
 from dashboard.redact import sanitize
-from widgets.columns import figures_last_known
+from widgets.rows import figures_last_known
 from widgets.sparkline import spark
 from widgets.style import state_text
 

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from dashboard.model import Component
-from widgets.columns import COLUMNS, COMPACT, NOT_FIGURES, TITLES, RowContext, Trend, last_known, severity_order
+from widgets.rows import NOT_FIGURES, PANELS, RowContext, Trend, last_known, severity_order
 from widgets.names import shown_names
 from widgets.row_table import RowTable
 from widgets.style import state_text
@@ -58,7 +58,7 @@ class ComponentPanel(Vertical):
         self._names_shown: dict = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(TITLES[self.panel], classes="panel-title")
+        yield Static(PANELS[self.panel].title, classes="panel-title")
         yield RowTable(id=f"table-{self.panel}")
 
     @property
@@ -68,7 +68,8 @@ class ComponentPanel(Vertical):
         return self._table
 
     def _columns(self) -> list:
-        return COLUMNS[self.panel] if self._wide else COMPACT[self.panel]
+        spec = PANELS[self.panel]
+        return spec.wide if self._wide else spec.compact
 
     def show(self, components: list[Component], ctx: RowContext, wide: bool, room: int) -> None:
         """Draw `components` in at most `room` rows (a summary row takes the last one)."""
@@ -91,7 +92,8 @@ class ComponentPanel(Vertical):
         if hidden:
             rows.append((MORE_KEY, self._summary(hidden)))
         self.table.set_rows(rows)
-        title = f"{TITLES[self.panel]} ({len(components)})" if components else f"{TITLES[self.panel]} (none)"
+        title = PANELS[self.panel].title
+        title = f"{title} ({len(components)})" if components else f"{title} (none)"
         if title != self._title:
             self._title = title
             self.query_one(".panel-title", Static).update(Text(title))

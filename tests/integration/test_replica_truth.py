@@ -22,7 +22,8 @@ from dashboard.engine import Engine
 from dashboard.kinds import replica as replica_kind
 from dashboard.lab.servers import PostgresCluster
 from dashboard.model import Snapshot, State
-from widgets.columns import RowContext, paused
+from widgets.rows import RowContext
+from widgets.rows.replica import paused
 
 PG_PASSWORD = "env:SCALEDASH_TEST_PG_PASSWORD"
 MiB = 1024 * 1024
