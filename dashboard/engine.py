@@ -19,6 +19,7 @@ from typing import Callable
 
 from dashboard import kpi
 from dashboard.config import Config, Thresholds
+from dashboard.hysteresis import Memory
 from dashboard.kinds import KINDS, banners_of, history_figures, relate_all
 from dashboard.model import Component, Event, Failure, Kind, Reading, Sample, Snapshot, SourceStatus, State
 from dashboard.probes.base import Probe, classify
@@ -51,6 +52,7 @@ class Track:
     since: float | None = None
     down_streak: int = 0
     history: dict[str, collections.deque] = field(default_factory=dict)
+    limits: Memory = field(default_factory=Memory)    # its tripped thresholds (hysteresis.py)
 
 
 @dataclass
@@ -94,6 +96,8 @@ class Engine:
         self.rounds = 0
         self.failover_seconds: float | None = None
         self.epoch = clock()           # the poll grid's origin; start() resets it
+        # Thresholds judged across rows (a cache's layers) remember their trips here, per row.
+        self._row_limits: dict[tuple, Memory] = {}
 
     def _build_probes(self) -> list[Probe]:
         from dashboard.probes import build_probes
@@ -299,7 +303,7 @@ class Engine:
         else:
             track.down_streak = 0
             try:
-                track.state, track.reason = module.assess(track.metrics, self.thresholds)
+                track.state, track.reason = self._judge(module, track, at)
             except Exception as exc:  # same boundary as derive()
                 track.state, track.reason = State.ERROR, f"unusable figures: {type(exc).__name__}"
         if track.reason:
@@ -308,6 +312,14 @@ class Engine:
             value = track.metrics.get(figure)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 track.history.setdefault(figure, collections.deque(maxlen=HISTORY_LEN)).append(float(value))
+
+    def _judge(self, module, track: Track, at: float) -> tuple[State, str | None]:
+        """What this reading says (hard facts at once, thresholds crossed at once), held
+        DEGRADED while a tripped threshold recovers: no flapping on a threshold."""
+        verdict = module.assess(track.metrics, self.thresholds)
+        limits = getattr(module, "limits", None)
+        judged = limits(track.metrics, self.thresholds) if limits is not None else ()
+        return track.limits.judge(verdict, judged, at, self.thresholds)
 
     def _component_state(self, t: Target, track: Track, now: float) -> tuple[State, str | None]:
         sample = t.last_sample
@@ -356,12 +368,15 @@ class Engine:
                 else:
                     rows.append((t, track, comp))
             sources.append(self._source_status(t, now))
-        judged = relate_all([comp for _, _, comp in rows], self.thresholds)
+        judged = relate_all([comp for _, _, comp in rows], self.thresholds, self._row_memory, now)
         components = [self._note_transition(t, track, comp, now) for (t, track, _), comp in zip(rows, judged)]
         banners = banners_of(components)
         snap = Snapshot(generated_at=self.wall(), components=tuple(components), sources=tuple(sources),
                         kpis=(), events=tuple(reversed(self.events)), service=tuple(service), banners=banners)
         return kpi.with_kpis(snap, self.uptime(), self.failover_seconds)
+
+    def _row_memory(self, comp: Component) -> Memory:
+        return self._row_limits.setdefault(comp.key, Memory())
 
     def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
         """Log a change of the state shown, and stamp how long the row has been in it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dashboard import format as fmt
 from dashboard.config import Thresholds
+from dashboard.hysteresis import Limit, crossed
 from dashboard.kinds.base import counter_rate, non_finite, number
 from dashboard.model import Kind, Reading, State
 
@@ -34,12 +35,18 @@ def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
         return State.DEGRADED, bad
     if m.get("replay_paused"):
         return State.DEGRADED, "replay paused"
+    return crossed(limits(m, t))
+
+
+def limits(m: dict, t: Thresholds) -> tuple[Limit, ...]:
+    """Lag in bytes and in seconds, each against its threshold (hysteresis.py)."""
     lag_bytes, lag_seconds = number(m.get("lag_bytes")), number(m.get("lag_seconds"))
-    if lag_bytes is not None and lag_bytes > t.replica_lag_bytes:
-        return State.DEGRADED, f"lag {lag_bytes / 1048576:.1f} MiB > {t.replica_lag_bytes / 1048576:g} MiB"
-    if lag_seconds is not None and lag_seconds > t.replica_lag_seconds:
-        return State.DEGRADED, f"lag {lag_seconds:.1f}s > {t.replica_lag_seconds:g}s"
-    return State.OK, None
+    out = []
+    if lag_bytes is not None:
+        out.append(Limit.ceiling("lag", lag_bytes, t.replica_lag_bytes, fmt.size, key="lag_bytes"))
+    if lag_seconds is not None:
+        out.append(Limit.ceiling("lag", lag_seconds, t.replica_lag_seconds, fmt.seconds, key="lag_seconds"))
+    return tuple(out)
 
 
 def brief(m: dict) -> str:
