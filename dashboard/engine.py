@@ -31,7 +31,7 @@ CANCEL_GRACE_S = 0.2      # how long a cancelled probe gets to clean up before w
 HISTORY_LEN = 120
 RATE_WINDOW_S = 5.0       # rates and windowed hit rates span up to this much history
 EVENTS_LEN = 200
-TIMING_SLOT_S = 0.005     # each latency-timing probe's quiet slot at the start of a tick
+TIMING_SLOT_S = 0.010     # each round-trip-timing probe's quiet slot at the start of a tick
 
 
 @dataclass
@@ -205,8 +205,8 @@ class Engine:
     def _on_grid(self, t: Target, after: float) -> float:
         """The first tick of `t`'s interval after `after`, on the grid every target shares.
 
-        Targets due at the same tick wake in the same event-loop iteration and are probed
-        together: on the lab's 11 targets this cut the engine's CPU by a third (0.87 -> 0.57
+        Targets due at the same tick (and slot: `_phase`) wake in the same event-loop
+        iteration and are probed together: on the lab's 11 targets this cut the engine's CPU by a third (0.87 -> 0.57
         CPU s/min, tests/bench/engine_cpu.py) against the same probes spread over the second
         (fewer wake-ups, warm caches).
         A target with a longer interval (5 s) polls on every fifth tick of the same grid.
@@ -215,12 +215,16 @@ class Engine:
         return self.epoch + phase + math.ceil((after - self.epoch - phase) / p - 1e-9) * p
 
     def _phase(self, t: Target) -> float:
-        """How far into each tick `t` starts. A probe that times a round trip (PostgreSQL,
-        Redis, HTTP) starts in a slot of its own, before the probes that parse big answers
-        (/metrics, Prometheus): sharing one loop iteration with them, the lab's idle
-        PostgreSQL nodes showed 6-46 ms for a ~0.6 ms round trip, the reply waiting behind
-        their parsing (tests/bench/probe_latency.py). A few milliseconds apart, each timed
-        round trip has the loop to itself; the slots span at most a fifth of the interval."""
+        """How far into each tick `t` starts. A probe that times a round trip to a server
+        (PostgreSQL, Redis: `times_round_trip`) starts in a slot of its own, before the
+        rest (/metrics and Prometheus parsing, httpx), which share the last slot. All woken
+        in one loop iteration, a PostgreSQL reply waited behind their callbacks: the lab's
+        idle nodes showed 10-26 ms (p50) against 0.5-1.5 ms for a bare SELECT 1 from an
+        idle process; 10 ms apart, 0.6-2.9 ms, mostly within 2x of the bare round trip
+        on a loaded 2-core machine (tests/bench/probe_latency.py). The cost is the extra
+        wake-ups: +0.1 CPU s/min on the lab (1.45 -> 1.55). Giving the three HTTP probes
+        slots too cost +0.3-0.45 CPU s/min, so they stay with the parsers. The slots span
+        at most a fifth of the interval."""
         slots = max(len(self.targets), 1)
         return t.slot * min(TIMING_SLOT_S, self.interval * 0.2 / slots)
 

@@ -28,7 +28,6 @@ def cache_status(headers: httpx.Headers) -> str | None:
 class CdnProbe:
     source = "http"
     kind = Kind.CDN
-    times_round_trip = True       # the engine gives it a quiet slot of its tick
 
     def __init__(self, target: CdnTarget, deadline: float):
         self.target = target.name

@@ -17,7 +17,6 @@ WINDOW_S = 60.0
 class EdgeProbe:
     source = "http"
     kind = Kind.EDGE
-    times_round_trip = True       # the engine gives it a quiet slot of its tick
 
     def __init__(self, target: EdgeTarget, deadline: float):
         self.target = target.name

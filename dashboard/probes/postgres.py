@@ -57,10 +57,11 @@ class PostgresProbe:
         try:
             conn = await self._connection()
             # The node's latency is one bare round trip (simple protocol, nothing to
-            # plan or decode), timed first in the probe's own slot of the tick: timing the
-            # status query among the other probes showed 6-46 ms on idle lab nodes that
-            # answer SELECT 1 in ~0.6 ms; the query's own planning is not the node's
-            # latency either (tests/bench/probe_latency.py).
+            # decode), timed first in the probe's own slot of the tick (engine `_phase`).
+            # Timing the status query among every other probe showed 12-16 ms on idle
+            # lab nodes that answer a bare SELECT 1 in 0.5-1.2 ms; and even alone that
+            # query takes ~1.7x a SELECT 1 (its catalog reads are our cost, not the
+            # node's latency). tests/bench/probe_latency.py shows both.
             started = time.perf_counter()
             await conn.execute("SELECT 1")
             latency_ms = (time.perf_counter() - started) * 1000.0

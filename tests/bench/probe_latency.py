@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -85,7 +86,13 @@ def keep_latencies(engine, shown: dict[str, list[float]]) -> None:
         t.probe.collect = collect
 
 
-async def run_engine(config_path: Path, seconds: float, old: bool) -> dict[str, list[float]]:
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_engine(config_path: Path, seconds: float, old: bool) -> tuple[dict[str, list[float]], float]:
+    """Every latency_ms the PostgreSQL probes report, and the engine's CPU s/min."""
     from dashboard.config import load
     from dashboard.engine import Engine
 
@@ -97,13 +104,14 @@ async def run_engine(config_path: Path, seconds: float, old: bool) -> dict[str, 
     try:
         await asyncio.sleep(3.0)          # connections open, first rounds done
         keep_latencies(engine, shown)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_s()
         while time.monotonic() - started < seconds:
             await asyncio.sleep(1.0)
             engine.snapshot()
+        per_min = (cpu_s() - cpu) / (time.monotonic() - started) * 60
     finally:
         await engine.close()
-    return shown
+    return shown, per_min
 
 
 async def run_peer(config_path: Path, seconds: float) -> dict[str, list[float]]:
@@ -130,12 +138,12 @@ async def run_peer(config_path: Path, seconds: float) -> dict[str, list[float]]:
     return out
 
 
-def measure(config_path: Path, seconds: float, old: bool) -> tuple[dict, dict]:
+def measure(config_path: Path, seconds: float, old: bool) -> tuple[dict, dict, float]:
     peer = subprocess.Popen([sys.executable, __file__, "--peer", str(config_path), "--seconds", str(seconds)],
                             stdout=subprocess.PIPE, text=True)
-    shown = asyncio.run(run_engine(config_path, seconds, old))
+    shown, per_min = asyncio.run(run_engine(config_path, seconds, old))
     out, _ = peer.communicate(timeout=seconds + 30)
-    return shown, json.loads(out)
+    return shown, json.loads(out), per_min
 
 
 def main() -> int:
@@ -153,14 +161,14 @@ def main() -> int:
 
     tmp = None if args.lab_dir else Path(tempfile.mkdtemp(prefix="bench-latency-"))
     lab = Lab(Path(args.lab_dir) if args.lab_dir else tmp / "lab")
-    rows = []
+    rows, cpu = [], {}
     try:
         if tmp is not None:
             lab.up(log=lambda m: print(f"  lab: {m}", flush=True))
             time.sleep(2.0)     # let the lab's traffic get going
         runs = [args.only] if args.only else ["before", "after"]
         for run in runs:
-            shown, peer = measure(lab.config_path, args.seconds, old=run == "before")
+            shown, peer, cpu[run] = measure(lab.config_path, args.seconds, old=run == "before")
             for node in sorted(shown):
                 rows.append((run, node, shown[node], peer.get(node, [])))
                 print(f"  {run}: {node} shown {len(shown[node])} peer {len(peer.get(node, []))}", flush=True)
@@ -177,6 +185,8 @@ def main() -> int:
         s50, s99, b50, b99 = (quantile(shown, 0.5), quantile(shown, 0.99), quantile(bare, 0.5), quantile(bare, 0.99))
         ratio = f"{s50 / b50:.1f}x" if s50 and b50 else "-"
         print(f"| {run} | {node} | {_ms(s50)} | {_ms(s99)} | {_ms(b50)} | {_ms(b99)} | {ratio} |")
+    print("\nengine CPU over the same windows (every target, one snapshot a second): "
+          + ", ".join(f"{run} {per_min:.3f} CPU s/min" for run, per_min in cpu.items()))
     return 0
 
 
