@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from dashboard.config_types import Thresholds
 from dashboard.model import State
 
 
@@ -99,11 +100,11 @@ class Memory:
         self._tripped: dict[str, _Tripped] = {}
 
     def judge(self, verdict: tuple[State, str | None], limits: Iterable[Limit], now: float,
-              thresholds: object) -> tuple[State, str | None]:
+              thresholds: Thresholds) -> tuple[State, str | None]:
         """`verdict` is what this reading alone says (hard facts first, then `crossed`);
         anything but OK stands as is. An OK verdict stays DEGRADED while a tripped
-        limit recovers. `thresholds` gives `recovery_band` and `recovery_hold_s`."""
-        band, hold_s = thresholds.recovery_band, thresholds.recovery_hold_s  # type: ignore[attr-defined]
+        limit recovers (its band and hold time from `thresholds`)."""
+        band, hold_s = thresholds.recovery_band, thresholds.recovery_hold_s
         still: str | None = None
         for limit in limits:
             note = self._update(limit, now, band, hold_s)
