@@ -15,7 +15,8 @@ from dashboard.config import ConfigError, validate
 from dashboard.engine import Engine
 from dashboard.hysteresis import Limit, Memory, crossed
 from dashboard.model import Kind, Reading, State
-from tests.scripted import Clock, ScriptedProbe
+from conftest import CANARY
+from scripted import Clock, ScriptedProbe
 
 
 def engine_with(probe: ScriptedProbe, **thresholds) -> Engine:
@@ -224,3 +225,48 @@ def test_memory_keeps_a_non_ok_verdict_as_is():
     t = validate({}).thresholds
     assert memory.judge(crossed([limit]), [limit], 0.0, t) == (State.DEGRADED, "hit rate 0.5 < 0.8")
     assert memory.judge((State.DEGRADED, "breaker open"), [], 1.0, t) == (State.DEGRADED, "breaker open")
+
+
+# ---------------------------------------------------------------- a real Redis
+
+def test_real_redis_hit_rate_back_on_its_threshold_stays_degraded_until_clearly_recovered(redis_server):
+    """Real INFO counters, the engine's 5 s window, an injected clock: 100 lookups a
+    round; one round of 95 misses drags the window to 68 %, and for three rounds after it
+    the window reads 81 % (judged alone: OK). The row stays DEGRADED until the window is
+    clearly back (100 % from t=8) and has stayed so for the 5 s hold."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url(), password=CANARY)
+    client.set("hysteresis:hot", "1")
+    engine = Engine(validate({"interval": "1s", "timeout": "800ms", "cache": [
+        {"name": "sessions", "url": redis_server.url(), "password": "env:SCALEDASH_TEST_REDIS_PASSWORD"}]}),
+        clock=Clock(), wall=lambda: 1_790_000_000.0)
+
+    def lookups(hits: int, misses: int) -> None:
+        pipe = client.pipeline(transaction=False)
+        for _ in range(hits):
+            pipe.get("hysteresis:hot")
+        for i in range(misses):
+            pipe.get(f"hysteresis:cold:{i}")
+        pipe.execute()
+
+    async def run() -> dict[int, tuple[State, str | None]]:
+        seen = {}
+        for t in range(14):
+            if t:
+                engine.clock.now += 1.0
+                lookups(*((5, 95) if t == 3 else (100, 0)))
+            await engine.poll_round()
+            row = next(c for c in engine.snapshot().components if c.name == "sessions")
+            seen[t] = (row.state, row.reason)
+        await engine.close()
+        return seen
+
+    try:
+        seen = asyncio.run(run())
+    finally:
+        client.close()
+    assert seen[2][0] is State.OK and seen[3] == (State.DEGRADED, "hit rate 68% < 80%")
+    assert seen[5] == (State.DEGRADED, "hit rate 81% (recovering: needs >= 82% for 5s)")
+    assert all(seen[t][0] is State.DEGRADED for t in range(3, 13)), seen
+    assert seen[13] == (State.OK, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dashboard.config import validate
 from dashboard.engine import Engine
 from dashboard.model import Kind
-from tests.scripted import Clock, ScriptedProbe
+from scripted import Clock, ScriptedProbe
 
 
 class Timing(ScriptedProbe):
