@@ -222,9 +222,9 @@ class Engine:
         idle nodes showed 10-26 ms (p50) against 0.5-1.5 ms for a bare SELECT 1 from an
         idle process; 10 ms apart, 0.6-2.9 ms, mostly within 2x of the bare round trip
         on a loaded 2-core machine (tests/bench/probe_latency.py). The cost is the extra
-        wake-ups: +0.1-0.3 CPU s/min on the lab (1.43-1.47 -> 1.55-1.70, loaded machine);
-        slots for the three HTTP probes too cost +0.3-0.45 more, so they stay with the
-        parsers. The slots span at most a fifth of the interval."""
+        wake-ups: +0.1-0.3 CPU s/min on the lab (1.43-1.47 -> 1.55-1.70) on a loaded
+        machine, none measurable on a quieter one; slots for the three HTTP probes too
+        cost +0.3-0.45 more, so they stay with the parsers. The slots span at most a fifth of the interval."""
         slots = max(len(self.targets), 1)
         return t.slot * min(TIMING_SLOT_S, self.interval * 0.2 / slots)
 
