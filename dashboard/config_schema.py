@@ -393,18 +393,36 @@ def _sections(c: _Checker, doc: dict) -> dict[str, list]:
 
 def _thresholds(c: _Checker, doc: dict) -> Thresholds:
     t = c.table("thresholds", doc.get("thresholds", {}),
-                {"replica_lag_bytes", "replica_lag_seconds", "cache_hit_rate", "error_rate"})
+                {"replica_lag_bytes", "replica_lag_seconds", "cache_hit_rate", "error_rate",
+                 "recovery_band", "recovery_hold"})
     d = Thresholds()
     lag_bytes = c.get(t, "thresholds", "replica_lag_bytes", int, d.replica_lag_bytes)
     lag_seconds = c.get(t, "thresholds", "replica_lag_seconds", (int, float), d.replica_lag_seconds)
     hit = c.get(t, "thresholds", "cache_hit_rate", (int, float), d.cache_hit_rate)
     err = c.get(t, "thresholds", "error_rate", (int, float), d.error_rate)
-    for key, value in (("cache_hit_rate", hit), ("error_rate", err)):
+    band = c.get(t, "thresholds", "recovery_band", (int, float), d.recovery_band)
+    for key, value in (("cache_hit_rate", hit), ("error_rate", err), ("recovery_band", band)):
         if not 0 <= value <= 1:
             c.fail(f"thresholds.{key}", "must be a fraction between 0 and 1", value)
     if lag_bytes < 0 or not lag_seconds >= 0:  # `not >=` also refuses NaN
         c.fail("thresholds", "lag thresholds must not be negative", show_value=False)
-    return Thresholds(lag_bytes, float(lag_seconds), float(hit), float(err))
+    return Thresholds(lag_bytes, float(lag_seconds), float(hit), float(err), float(band),
+                      _recovery_hold(c, t, d.recovery_hold_s))
+
+
+def _recovery_hold(c: _Checker, t: dict, default: float) -> float:
+    """Like any duration, but 0 is allowed: it turns the hold time off."""
+    if "recovery_hold" not in t:
+        return default
+    try:
+        seconds = parse_duration(t["recovery_hold"])
+    except ValueError as exc:
+        c.fail("thresholds.recovery_hold", str(exc), t["recovery_hold"])
+        return default
+    if not 0 <= seconds <= 3600:
+        c.fail("thresholds.recovery_hold", "must be between 0s and 1h", t["recovery_hold"])
+        return default
+    return seconds
 
 
 def _warn_slow_global(c: _Checker, interval: float, built: dict) -> None:

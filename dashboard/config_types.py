@@ -68,6 +68,12 @@ class Thresholds:
     replica_lag_seconds: float = 5.0
     cache_hit_rate: float = 0.80
     error_rate: float = 0.01
+    # A row DEGRADED by a threshold is OK again only once its figure is back past the
+    # threshold by this fraction of the room to its best value (hit rate 80 % -> 82 %,
+    # lag 5 s -> 4.5 s) and has stayed there this long: a figure sitting on a threshold
+    # changes the row's state once, not every second (dashboard/hysteresis.py).
+    recovery_band: float = 0.10
+    recovery_hold_s: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Callable
 
 from dashboard import kpi
 from dashboard.config import Config, Thresholds
+from dashboard.hysteresis import Memory
 from dashboard.kinds import KINDS, banners_of, history_figures, relate_all
 from dashboard.kinds.base import non_finite
 from dashboard.model import Component, Event, Failure, Kind, Reading, Sample, Snapshot, SourceStatus, State
@@ -32,6 +33,7 @@ HISTORY_LEN = 120
 RATE_WINDOW_S = 5.0       # rates and windowed hit rates span up to this much history
 EVENTS_LEN = 200
 FUTURE_SKEW_S = 5.0       # a sample stamped further ahead of our wall clock than this is flagged
+TIMING_SLOT_S = 0.010     # each round-trip-timing probe's quiet slot at the start of a tick
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Track:
     sample_lag_s: float | None = None
     sample_lead_s: float | None = None
     warning: str | None = None       # the source's warning on the answer that fed this row
+    limits: Memory = field(default_factory=Memory)    # its tripped thresholds (hysteresis.py)
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Target:
     answered: int = 0      # probes the service answered (uptime): see `uptime`
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     notices: set[str] = field(default_factory=set)     # already logged (Reading.notice)
+    slot: int = 0             # its place in a tick (`Engine._phase`)
 
 
 class Engine:
@@ -103,6 +107,8 @@ class Engine:
         self.rounds = 0
         self.failover_seconds: float | None = None
         self.epoch = clock()           # the poll grid's origin; start() resets it
+        # Thresholds judged across rows (a cache's layers) remember their trips here, per row.
+        self._row_limits: dict[tuple, Memory] = {}
 
     def _build_probes(self) -> list[Probe]:
         from dashboard.probes import build_probes
@@ -111,6 +117,13 @@ class Engine:
 
     def _set_probes(self, probes: list[Probe]) -> None:
         self.targets = [Target(p) for p in probes]
+        # Probes that time a round trip each get a slot of their own; the rest share the last.
+        timing = [t for t in self.targets if getattr(t.probe, "times_round_trip", False)]
+        for i, t in enumerate(timing):
+            t.slot = i
+        for t in self.targets:
+            if t not in timing:
+                t.slot = len(timing)
         self._seed_tracks()
 
     def _ensure_probes(self) -> None:
@@ -201,14 +214,28 @@ class Engine:
     def _on_grid(self, t: Target, after: float) -> float:
         """The first tick of `t`'s interval after `after`, on the grid every target shares.
 
-        Targets due at the same tick wake in the same event-loop iteration and are probed
-        together: on the lab's 11 targets this cut the engine's CPU by a third (0.87 -> 0.57
-        CPU s/min, tests/bench/engine_cpu.py) against the same probes spread over the second
-        (fewer wake-ups, warm caches).
+        Targets due at the same tick (and slot: `_phase`) wake in the same event-loop
+        iteration and are probed together: on the lab's 11 targets this cut the engine's
+        CPU by a third (0.87 -> 0.57 CPU s/min, tests/bench/engine_cpu.py) against the same
+        probes spread over the second (fewer wake-ups, warm caches).
         A target with a longer interval (5 s) polls on every fifth tick of the same grid.
         """
-        p = self.interval_of(t)
-        return self.epoch + math.ceil((after - self.epoch) / p - 1e-9) * p
+        p, phase = self.interval_of(t), self._phase(t)
+        return self.epoch + phase + math.ceil((after - self.epoch - phase) / p - 1e-9) * p
+
+    def _phase(self, t: Target) -> float:
+        """How far into each tick `t` starts. A probe that times a round trip to a server
+        (PostgreSQL, Redis: `times_round_trip`) starts in a slot of its own, before the
+        rest (/metrics and Prometheus parsing, httpx), which share the last slot. All woken
+        in one loop iteration, a PostgreSQL reply waited behind their callbacks: the lab's
+        idle nodes showed 10-26 ms (p50) against 0.5-1.5 ms for a bare SELECT 1 from an
+        idle process; 10 ms apart, 0.6-2.9 ms, mostly within 2x of the bare round trip
+        on a loaded 2-core machine (tests/bench/probe_latency.py). The cost is the extra
+        wake-ups: +0.1-0.3 CPU s/min on the lab (1.43-1.47 -> 1.55-1.70) on a loaded
+        machine, none measurable on a quieter one; slots for the three HTTP probes too
+        cost +0.3-0.45 more, so they stay with the parsers. The slots span at most a fifth of the interval."""
+        slots = max(len(self.targets), 1)
+        return t.slot * min(TIMING_SLOT_S, self.interval * 0.2 / slots)
 
     async def _poll(self, t: Target) -> None:
         started = self.clock()
@@ -324,7 +351,7 @@ class Engine:
         else:
             track.down_streak = 0
             try:
-                track.state, track.reason = module.assess(track.metrics, self.thresholds)
+                track.state, track.reason = self._judge(module, track, at)
             except Exception as exc:  # same boundary as derive()
                 track.state, track.reason = State.ERROR, f"unusable figures: {type(exc).__name__}"
         if track.reason:
@@ -364,6 +391,14 @@ class Engine:
         if lead is not None and lead > FUTURE_SKEW_S:
             return State.DEGRADED, f"sample timestamp {lead:.0f}s in the future (clock skew?)"
         return None
+
+    def _judge(self, module, track: Track, at: float) -> tuple[State, str | None]:
+        """What this reading says (hard facts at once, thresholds crossed at once), held
+        DEGRADED while a tripped threshold recovers: no flapping on a threshold."""
+        verdict = module.assess(track.metrics, self.thresholds)
+        limits = getattr(module, "limits", None)
+        judged = limits(track.metrics, self.thresholds) if limits is not None else ()
+        return track.limits.judge(verdict, judged, at, self.thresholds)
 
     def _component_state(self, t: Target, track: Track, now: float) -> tuple[State, str | None]:
         sample = t.last_sample
@@ -415,13 +450,16 @@ class Engine:
                 else:
                     rows.append((t, track, comp))
             sources.append(self._source_status(t, now))
-        judged = relate_all([comp for _, _, comp in rows], self.thresholds)
+        judged = relate_all([comp for _, _, comp in rows], self.thresholds, self._row_memory, now)
         components = [self._note_transition(t, track, _judged_history(track, comp), now)
                       for (t, track, _), comp in zip(rows, judged)]
         snap = Snapshot(generated_at=self.wall(), components=tuple(components), sources=tuple(sources),
                         kpis=(), events=tuple(reversed(self.events)), service=tuple(service),
                         alarms=banners_of(components), starting=any(t.last_sample is None for t in self.targets))
         return kpi.with_kpis(snap, self.uptime(), self.failover_seconds)
+
+    def _row_memory(self, comp: Component) -> Memory:
+        return self._row_limits.setdefault(comp.key, Memory())
 
     def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
         """Log a change of the state shown, and stamp how long the row has been in it."""

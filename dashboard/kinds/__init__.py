@@ -3,9 +3,14 @@
 Adding a kind means one module here and one line in KINDS. A kind module has:
 METRIC_KEYS (its `check --json` contract keys), HISTORY (figures kept as history),
 derive(cur, prev, dt) -> figures, assess(figures, thresholds) -> (State, reason),
-brief(figures) -> one line for `check`'s table; optionally relate(components,
-thresholds) -> components (judgements across rows, e.g. a cache's layers, a replica's
-lag behind its primary) and banners(components) -> fleet-wide `Alarm`s (e.g.
+brief(figures) -> one line for `check`'s table; optionally limits(figures,
+thresholds) -> the figures it judges against a threshold (dashboard/hysteresis.py:
+assess returns `crossed(limits(...))` after its hard facts, and the engine holds a
+tripped limit DEGRADED until it has recovered), relate(components, thresholds, memory,
+now) -> components (judgements across rows, e.g. a cache's layers, a replica's lag
+behind its primary; `memory(row)` is
+the row's threshold memory, None to judge without one) and banners(components) ->
+fleet-wide `Alarm`s (e.g.
 split-brain), each with the state it stands for in `Snapshot.overall`.
 """
 
@@ -27,12 +32,12 @@ KINDS: dict[Kind, ModuleType] = {
 }
 
 
-def relate_all(components: list, thresholds) -> list:
+def relate_all(components: list, thresholds, memory=None, now: float = 0.0) -> list:
     """Every kind's cross-row judgement, in registry order; rows keep their order."""
     for module in KINDS.values():
         relate = getattr(module, "relate", None)
         if relate is not None:
-            components = relate(components, thresholds)
+            components = relate(components, thresholds, memory, now)
     return components
 
 

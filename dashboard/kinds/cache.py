@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from dashboard import format as fmt
 from dashboard.config import Thresholds
+from dashboard.hysteresis import Limit, Memory, crossed
 from dashboard.kinds.base import counter_rate, non_finite, ratio
 from dashboard.model import Reading, State
 
@@ -40,15 +43,22 @@ def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
     if bad:
         return State.DEGRADED, bad
     hit_rate = m.get("hit_rate")
-    floor = m["min_hit_rate"] if m.get("min_hit_rate") is not None else t.cache_hit_rate
     lookups = (m.get("hits_per_s") or 0.0) + (m.get("misses_per_s") or 0.0)
     if hit_rate is None and m.get("hits_per_s") is not None:
         return State.OK, "no lookups in the window"
     if hit_rate is not None and lookups < MIN_LOOKUPS_PER_S:
         return State.OK, "too few lookups to judge the hit rate"
-    if hit_rate is not None and hit_rate < floor:
-        return State.DEGRADED, f"hit rate {hit_rate:.0%} < {floor:.0%}"
-    return State.OK, None
+    return crossed(limits(m, t))
+
+
+def limits(m: dict, t: Thresholds) -> tuple[Limit, ...]:
+    """The hit rate against its floor, when the window had enough lookups to judge it."""
+    hit_rate = m.get("hit_rate")
+    lookups = (m.get("hits_per_s") or 0.0) + (m.get("misses_per_s") or 0.0)
+    if hit_rate is None or lookups < MIN_LOOKUPS_PER_S:
+        return ()
+    floor = m["min_hit_rate"] if m.get("min_hit_rate") is not None else t.cache_hit_rate
+    return (Limit.floor("hit rate", hit_rate, floor, fmt.pct),)
 
 
 def overall_hit_rate(layers: list) -> tuple[float | None, float]:
@@ -64,9 +74,13 @@ def overall_hit_rate(layers: list) -> tuple[float | None, float]:
     return (hits / total if total > 0 else None), total
 
 
-def relate(components: list, t: Thresholds) -> list:
+def relate(components: list, t: Thresholds, memory: Callable[[object], Memory] | None = None,
+           now: float = 0.0) -> list:
     """Judge a multi-layer cache by its overall hit rate, not layer by layer: a deeper
-    layer only sees the misses above it, so its own hit rate says little."""
+    layer only sees the misses above it, so its own hit rate says little. `memory(row)`
+    gives the row's threshold memory (the engine keeps one per row, so the overall hit
+    rate has the same band and hold as every threshold); without it, each call judges
+    alone."""
     from dataclasses import replace
 
     groups: dict[tuple[str, str], list] = {}
@@ -80,9 +94,12 @@ def relate(components: list, t: Thresholds) -> list:
         overall, volume = overall_hit_rate(layers)
         for c in layers:
             metrics = dict(c.metrics, overall_hit_rate=overall)
-            state, reason = State.OK, None
-            if overall is not None and volume >= MIN_LOOKUPS_PER_S and overall < t.cache_hit_rate:
-                state, reason = State.DEGRADED, f"overall hit rate {overall:.0%} < {t.cache_hit_rate:.0%}"
+            judged_limits = ()
+            if overall is not None and volume >= MIN_LOOKUPS_PER_S:
+                judged_limits = (Limit.floor("overall hit rate", overall, t.cache_hit_rate, fmt.pct),)
+            state, reason = crossed(judged_limits)
+            if memory is not None:
+                state, reason = memory(c).judge((state, reason), judged_limits, now, t)
             judged[id(c)] = replace(c, metrics=metrics, state=state, reason=reason)
     return [judged.get(id(c), c) for c in components]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dashboard import format as fmt
 from dashboard.config import Thresholds
+from dashboard.hysteresis import Limit, crossed
 from dashboard.kinds.base import counter_rate, histogram_delta, histogram_quantile, non_finite, ratio
 from dashboard.model import Reading, State
 
@@ -40,10 +41,12 @@ def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
     bad = non_finite(m)
     if bad:
         return State.DEGRADED, bad
+    return crossed(limits(m, t))
+
+
+def limits(m: dict, t: Thresholds) -> tuple[Limit, ...]:
     error_rate = m.get("error_rate")
-    if error_rate is not None and error_rate > t.error_rate:
-        return State.DEGRADED, f"error rate {error_rate:.1%} > {t.error_rate:.0%}"
-    return State.OK, None
+    return () if error_rate is None else (Limit.ceiling("error rate", error_rate, t.error_rate, fmt.pct),)
 
 
 def brief(m: dict) -> str:

@@ -11,9 +11,11 @@ figure as the fallback when no primary is reachable, and `lag_basis` says which 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 from dashboard import format as fmt
 from dashboard.config import Thresholds
+from dashboard.hysteresis import Limit, Memory, crossed
 from dashboard.kinds.base import counter_rate, non_finite, number
 from dashboard.model import Alarm, Kind, Reading, State
 
@@ -89,23 +91,34 @@ def assess(m: dict, t: Thresholds) -> tuple[State, str | None]:
         return State.DEGRADED, f"WAL receiver not streaming ({receiver})"
     if m.get("replay_paused"):
         return State.DEGRADED, "replay paused"
+    state, reason = crossed(limits(m, t))
+    if state is State.OK and m.get("lag_basis") == BASIS_OWN:
+        return State.OK, "no single primary to compare with: lag is this node's received minus replayed"
+    return state, reason
+
+
+def limits(m: dict, t: Thresholds) -> tuple[Limit, ...]:
+    """Lag in bytes and in seconds, each against its threshold (hysteresis.py): the
+    replica's own `max_lag_*` when its config sets them, else the global thresholds."""
     max_bytes = m["max_lag_bytes"] if m.get("max_lag_bytes") is not None else t.replica_lag_bytes
     max_seconds = m["max_lag_seconds"] if m.get("max_lag_seconds") is not None else t.replica_lag_seconds
     lag_bytes, lag_secs = number(m.get("lag_bytes")), number(m.get("lag_seconds"))
-    if lag_bytes is not None and lag_bytes > max_bytes:
-        return State.DEGRADED, f"lag {fmt.size(lag_bytes)} > {fmt.size(max_bytes)}"
-    if lag_secs is not None and lag_secs > max_seconds:
-        return State.DEGRADED, f"lag {lag_secs:.1f}s > {max_seconds:g}s"
-    if m.get("lag_basis") == BASIS_OWN:
-        return State.OK, "no single primary to compare with: lag is this node's received minus replayed"
-    return State.OK, None
+    out = []
+    if lag_bytes is not None:
+        out.append(Limit.ceiling("lag", lag_bytes, max_bytes, fmt.size, key="lag_bytes"))
+    if lag_secs is not None:
+        out.append(Limit.ceiling("lag", lag_secs, max_seconds, fmt.seconds, key="lag_seconds"))
+    return tuple(out)
 
 
-def relate(components: list, t: Thresholds) -> list:
-    """Each replica's lag against its primary's current position, judged again."""
+def relate(components: list, t: Thresholds, memory: Callable[[object], Memory] | None = None,
+           now: float = 0.0) -> list:
+    """Each replica's lag against its primary's current position, judged again (with the
+    row's threshold memory when the engine gives one: the same band and hold as every
+    threshold)."""
     primaries = [c for c in components if _direct(c) and c.state in _FRESH and c.metrics.get("writable")
                  and c.metrics.get("current_lsn") is not None]
-    return [_against_primary(c, primaries, t) if _judgeable_replica(c) else c for c in components]
+    return [_against_primary(c, primaries, t, memory, now) if _judgeable_replica(c) else c for c in components]
 
 
 def _direct(c) -> bool:
@@ -133,7 +146,7 @@ def _judgeable_replica(c) -> bool:
             and c.metrics.get("replay_lsn") is not None)
 
 
-def _against_primary(c, primaries: list, t: Thresholds):
+def _against_primary(c, primaries: list, t: Thresholds, memory, now: float):
     cluster = c.metrics.get("_system_identifier")
     mine = [p for p in primaries if cluster is None or p.metrics.get("_system_identifier") in (None, cluster)]
     if len(_nodes(mine)) != 1:
@@ -144,6 +157,8 @@ def _against_primary(c, primaries: list, t: Thresholds):
     metrics = dict(c.metrics, lag_bytes=lag_bytes, lag_basis=BASIS_PRIMARY, lag_primary=primary.name,
                    lag_seconds=_seconds_behind(lag_bytes, c.metrics, positions[-2] if len(positions) > 1 else None))
     state, reason = assess(metrics, t)
+    if memory is not None:
+        state, reason = memory(c).judge((state, reason), limits(metrics, t), now, t)
     return replace(c, metrics=metrics, state=state, reason=reason)
 
 

@@ -32,6 +32,10 @@ class Probe(Protocol):
     prometheus, http), `deadline` (seconds; the engine cancels a call at this point).
     Optional `timeout_failure`: how the engine classifies a call it cut at the deadline
     (default Failure.DOWN; a metric source that is not the target sets Failure.ERROR).
+    Optional `times_round_trip = True`: the call is one short round trip whose latency
+    is shown (its own `latency_ms`, or the engine's timing of the call); the engine starts
+    it in a slot of its own at the start of each tick, so that the figure is the
+    target's and not other probes' parsing (engine.py `_phase`).
     """
 
     target: str

@@ -35,6 +35,8 @@ from metric_texts import resilience4j_metrics, scaledash_metrics
 ELSEWHERE = {
     "replica.max_lag_bytes": "tests/integration/test_replica_truth.py",
     "replica.max_lag_seconds": "tests/integration/test_replica_truth.py",
+    "thresholds.recovery_band": "tests/test_hysteresis.py",
+    "thresholds.recovery_hold": "tests/test_hysteresis.py",
 }
 
 # Key path -> the test in this file that shows the key acting.
