@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from dataclasses import replace
 from typing import Awaitable, Callable
 
 import looptime
@@ -17,7 +18,8 @@ import pytest
 
 from conftest import CANARY
 from dashboard.engine import Engine
-from dashboard.model import Component, Snapshot, SourceStatus
+from dashboard.model import Component, Kind, Reading, Snapshot, SourceStatus
+from dashboard.probes.base import ProbeError
 
 
 class Clock:
@@ -28,6 +30,69 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class ScriptedProbe:
+    """A probe that follows a script: engine logic without I/O.
+
+    Each call takes the next step of `script`, then `default`: "ok" returns `readings`
+    (counters `*_total` grow by their value with every call, so rates are steady); an
+    exception is raised; ("slow", seconds, linger) sleeps and, when cancelled, keeps
+    running `linger` more seconds (a probe slow to honour cancellation);
+    ("fail_after", seconds, exception) sleeps, then raises. `failure` is raised on every
+    call. `calls` holds each call's loop time (virtual under VirtualTime).
+    """
+
+    def __init__(self, target: str = "scripted", source: str = "redis", readings: list[Reading] | None = None,
+                 kind: Kind | None = None, failure: ProbeError | None = None, *, script=(), default="ok",
+                 deadline: float = 0.8):
+        self.target, self.source, self.deadline = target, source, deadline
+        self.readings = readings if readings is not None else \
+            [Reading(Kind.CACHE, target, {"hits_per_s": 9.0, "misses_per_s": 1.0})]
+        if kind is not None:
+            self.kind = kind
+        self.failure = failure
+        self.script = list(script)
+        self.default = default
+        self.calls: list[float] = []
+        self.cpu_waits: list[float] = []     # cpu_wait_s() at each call
+        self.running = 0
+        self.max_running = 0
+
+    async def collect(self) -> list[Reading]:
+        step = self.script.pop(0) if self.script else self.default
+        self.calls.append(asyncio.get_running_loop().time())
+        self.cpu_waits.append(cpu_wait_s())
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            if self.failure is not None:
+                raise self.failure
+            await _act(step)
+            n = len(self.calls)
+            return [replace(r, figures={k: (v * n if k.endswith("_total") else v) for k, v in r.figures.items()})
+                    for r in self.readings]
+        finally:
+            self.running -= 1
+
+    async def close(self) -> None:
+        pass
+
+
+async def _act(step) -> None:
+    """One scripted step other than "ok": raise, or sleep first (see ScriptedProbe)."""
+    if isinstance(step, BaseException):
+        raise step
+    if isinstance(step, tuple) and step[0] == "fail_after":
+        await asyncio.sleep(step[1])
+        raise step[2]
+    if isinstance(step, tuple):
+        _, seconds, linger = step
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            await asyncio.sleep(linger)
+            raise
 
 
 class VirtualTime:
@@ -55,16 +120,21 @@ class VirtualTime:
 
 
 def component(snap: Snapshot, name: str, kind: str | None = None, detail: str | None = None) -> Component:
-    """The row named `name` (a target's own row, or a row found in a metric source)."""
-    for c in snap.components:
-        if (c.name == name or c.target == name) and (kind is None or c.kind.value == kind) \
-                and (detail is None or c.detail == detail):
-            return c
-    raise LookupError(f"no component {name!r} in {[c.name for c in snap.components]}")
+    """The one row named `name` (narrowed by kind and detail); a test that means one row
+    fails loudly when there are none or several."""
+    rows = [c for c in snap.components if c.name == name and (kind is None or c.kind.value == kind)
+            and (detail is None or c.detail == detail)]
+    assert len(rows) == 1, f"{len(rows)} rows named {name!r} in {[c.name for c in snap.components]}"
+    return rows[0]
 
 
 def source(snap: Snapshot, target: str) -> SourceStatus:
     return next(s for s in snap.sources if s.target == target)
+
+
+def rows_of(snap: Snapshot, target: str) -> dict[str, Component]:
+    """The rows one target reported, by name (with `/detail` where a row has one)."""
+    return {c.name + (f"/{c.detail}" if c.detail else ""): c for c in snap.components if c.target == target}
 
 
 def by_kind_and_name(report: dict) -> dict:

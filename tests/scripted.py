@@ -1,4 +1,4 @@
-"""A scripted probe and a fixed-clock engine, for the TUI's layout tests only.
+"""A scripted fleet on a fixed-clock engine, for the TUI's layout tests only.
 
 Snapshot tests pin pixels, so their figures must not move: these probes return the
 same readings every round, and the engine's clocks stand still. Everything about
@@ -13,40 +13,9 @@ from dashboard.config import validate
 from dashboard.engine import Engine
 from dashboard.model import Failure, Kind, Reading, State
 from dashboard.probes.base import ProbeError
+from fakes import Clock, ScriptedProbe
 
 WALL = 1_790_000_000.0        # a fixed wall clock: 2026-09-21 13:33:20 UTC
-
-
-class ScriptedProbe:
-    """Returns `readings` on every call (counters grow by their value each call), or
-    raises `failure` if given."""
-
-    def __init__(self, target: str, source: str, readings: list[Reading], kind: Kind | None = None,
-                 failure: ProbeError | None = None):
-        self.target, self.source, self.deadline = target, source, 0.8
-        self.readings = readings
-        self.failure = failure
-        self.calls = 0
-        if kind is not None:
-            self.kind = kind
-
-    async def collect(self) -> list[Reading]:
-        self.calls += 1
-        if self.failure is not None:
-            raise self.failure
-        return [replace(r, figures={k: (v * self.calls if k.endswith("_total") else v)
-                                    for k, v in r.figures.items()}) for r in self.readings]
-
-    async def close(self) -> None:
-        pass
-
-
-class Clock:
-    def __init__(self, start: float = 1000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def replica(name: str, role: str, lag: int = 0, paused: bool = False) -> Reading:

@@ -16,8 +16,8 @@ import time
 from conftest import CANARY
 from dashboard.config import Config, validate
 from dashboard.engine import BACKOFF_CAP_S, Engine
-from dashboard.model import Kind, Reading, State
-from fakes import Clock, VirtualTime, assert_loops_alive, component, cpu_wait_s, run_scenario, source, texts_of
+from dashboard.model import Kind, State
+from fakes import Clock, ScriptedProbe, VirtualTime, assert_loops_alive, component, cpu_wait_s, run_scenario, source, texts_of
 
 P, D = 0.5, 0.4                       # poll interval and per-probe deadline of these tests
 
@@ -26,52 +26,9 @@ def make_config(interval: float = P, timeout: float = D, **sections) -> Config:
     return validate({"interval": interval, "timeout": timeout, **sections})
 
 
-class ScriptedProbe:
-    """An in-memory cache probe: each call takes the next step of its script.
-
-    A step is "ok", an exception to raise, ("slow", seconds, linger): sleep, and when
-    cancelled keep running `linger` more seconds (a probe slow to honour cancellation), or
-    ("fail_after", seconds, exception).
-    """
-
-    source = "redis"
-    kind = Kind.CACHE
-
-    def __init__(self, script=(), default="ok", deadline: float = D, target: str = "scripted"):
-        self.target = target
-        self.deadline = deadline
-        self.script = list(script)
-        self.default = default
-        self.calls: list[float] = []
-        self.cpu_waits: list[float] = []     # cpu_wait_s() at each call
-        self.running = 0
-        self.max_running = 0
-
-    async def collect(self) -> list[Reading]:
-        step = self.script.pop(0) if self.script else self.default
-        self.calls.append(asyncio.get_running_loop().time())     # virtual under VirtualTime
-        self.cpu_waits.append(cpu_wait_s())
-        self.running += 1
-        self.max_running = max(self.max_running, self.running)
-        try:
-            if isinstance(step, BaseException):
-                raise step
-            if isinstance(step, tuple) and step[0] == "fail_after":
-                await asyncio.sleep(step[1])
-                raise step[2]
-            if isinstance(step, tuple):
-                _, seconds, linger = step
-                try:
-                    await asyncio.sleep(seconds)
-                except asyncio.CancelledError:
-                    await asyncio.sleep(linger)
-                    raise
-            return [Reading(Kind.CACHE, self.target, {"hits_per_s": 9.0, "misses_per_s": 1.0})]
-        finally:
-            self.running -= 1
-
-    async def close(self) -> None:
-        pass
+def cache_probe(script=(), default="ok", deadline: float = D, target: str = "scripted") -> ScriptedProbe:
+    """An in-memory cache probe following `script` (tests/fakes.py ScriptedProbe)."""
+    return ScriptedProbe(target, "redis", kind=Kind.CACHE, script=script, default=default, deadline=deadline)
 
 
 def leaky_reset() -> ConnectionResetError:
@@ -80,7 +37,7 @@ def leaky_reset() -> ConnectionResetError:
 
 
 def test_hysteresis_one_failure_is_not_down_two_are_one_success_is_ok():
-    probe = ScriptedProbe(["ok", leaky_reset(), leaky_reset(), "ok"]
+    probe = cache_probe(["ok", leaky_reset(), leaky_reset(), "ok"]
                           + [leaky_reset(), "ok"] * 10)
     clock = Clock()
     engine = Engine(make_config(), [probe], clock=clock)
@@ -113,8 +70,8 @@ def test_targets_poll_on_one_shared_grid_of_ticks():
     """After a spread first round every target polls at the same ticks (one wake-up per
     tick for the whole fleet); a 5x interval polls on every fifth tick of the same grid."""
     interval = 0.2
-    fast = [ScriptedProbe(target=f"t{i}") for i in range(4)]
-    slow = ScriptedProbe(target="slow")
+    fast = [cache_probe(target=f"t{i}") for i in range(4)]
+    slow = cache_probe(target="slow")
     slow.interval = 5 * interval
     vt = VirtualTime()
     engine = Engine(make_config(interval=interval, timeout=interval), [*fast, slow], clock=vt.clock)
@@ -138,7 +95,7 @@ def test_targets_poll_on_one_shared_grid_of_ticks():
 
 
 def test_next_tick_on_the_grid():
-    engine = Engine(make_config(interval=1.0, timeout=0.8), [ScriptedProbe(), ScriptedProbe(target="b")])
+    engine = Engine(make_config(interval=1.0, timeout=0.8), [cache_probe(), cache_probe(target="b")])
     engine.epoch = 100.0
     t, slow = engine.targets
     slow.probe.interval = 5.0
@@ -153,7 +110,7 @@ def test_next_tick_on_the_grid():
 def test_overrunning_probe_skips_the_next_tick_instead_of_queueing():
     interval = 0.25
     # Every other call overruns: cut at D = P, it takes 0.1 s more to honour the cancel.
-    probe = ScriptedProbe([("slow", 10.0, 0.1), "ok"] * 20, deadline=interval)
+    probe = cache_probe([("slow", 10.0, 0.1), "ok"] * 20, deadline=interval)
     vt = VirtualTime()
     engine = Engine(make_config(interval=interval, timeout=interval), [probe], clock=vt.clock)
 
@@ -180,7 +137,7 @@ def test_overrunning_probe_skips_the_next_tick_instead_of_queueing():
 
 
 def test_a_probe_ignoring_cancellation_is_never_run_twice_at_once():
-    probe = ScriptedProbe([("slow", 10.0, 1.0)], deadline=0.2)
+    probe = cache_probe([("slow", 10.0, 1.0)], deadline=0.2)
     engine = Engine(make_config(interval=0.2, timeout=0.2), [probe])
 
     async def scenario():
@@ -207,7 +164,7 @@ def test_a_probe_ignoring_cancellation_is_never_run_twice_at_once():
 
 
 def test_closing_the_engine_mid_probe_leaves_no_unretrieved_error():
-    probe = ScriptedProbe([("fail_after", 0.2, leaky_reset())])
+    probe = cache_probe([("fail_after", 0.2, leaky_reset())])
 
     async def scenario():
         engine = Engine(make_config(), [probe])
@@ -224,7 +181,7 @@ def test_closing_the_engine_mid_probe_leaves_no_unretrieved_error():
 
 def test_backoff_grows_from_the_interval_and_is_capped_with_jitter():
     interval = 0.05
-    probe = ScriptedProbe(default=ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+    probe = cache_probe(default=ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
                           deadline=interval)
     vt = VirtualTime()
     engine = Engine(make_config(interval=interval, timeout=interval), [probe], clock=vt.clock)

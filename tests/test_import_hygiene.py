@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 # The modules that draw: everything else under dashboard/ is the headless core.
 TUI_MODULES = {"dashboard.app", "dashboard.screens"}

@@ -17,10 +17,7 @@ import redis
 from dashboard.lab.servers import ServerError
 from metric_texts import hostile_metrics, resilience4j_metrics, scaledash_metrics
 from conftest import CANARY, run_cli, wait_for
-
-
-def _by_name(report: dict) -> dict:
-    return {(c["kind"], c["name"]): c for c in report["components"]}
+from fakes import by_kind_and_name
 
 
 def _replica_sections(pg) -> str:
@@ -127,7 +124,7 @@ url = "{http.url('/assets/app.js')}"
         result = run_cli("check", "--json", "--config", str(config), "--window", "1s")
     assert result.code == 2, result.text
     report = json.loads(result.out)
-    rows = _by_name(report)
+    rows = by_kind_and_name(report)
     assert report["overall"] == "DOWN"
 
     primary = rows[("replica", "primary")]

@@ -23,6 +23,7 @@ import warnings
 import pytest
 
 from conftest import CANARY, ROOT, run_cli, wait_for
+from fakes import component
 from dashboard import config_schema
 from dashboard.app import build_app
 from dashboard.config import ConfigError, validate
@@ -147,12 +148,6 @@ def _run(doc: dict, rounds: int = 2, window: float = 0.05):
             await engine.close()
 
     return asyncio.run(scenario())
-
-
-def _row(snap, name: str):
-    rows = [c for c in snap.components if c.name == name]
-    assert len(rows) == 1, (name, [c.name for c in snap.components])
-    return rows[0]
 
 
 def _source(snap, target: str):
@@ -295,9 +290,12 @@ def test_replica_lag_thresholds_judge_a_replica_behind_its_primary(pg):
         # Received but not replayed: the replica is behind by that commit's WAL.
         wait_for(lambda: pg.psql(delayed, "SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()")
                  .strip() == "t")
-        loose = _row(_run({"replica": nodes}, rounds=1), "behind")
-        by_bytes = _row(_run({"replica": nodes, "thresholds": {"replica_lag_bytes": 0}}, rounds=1), "behind")
-        by_seconds = _row(_run({"replica": nodes, "thresholds": {"replica_lag_seconds": 0}}, rounds=1), "behind")
+        # Behind in time too (its last replayed commit is older than the primary's):
+        # generous seconds, so each key is seen acting alone.
+        loose = component(_run({"replica": nodes, "thresholds": {"replica_lag_seconds": 3600}}, rounds=1), "behind")
+        by_bytes = component(_run({"replica": nodes, "thresholds": {"replica_lag_bytes": 0, "replica_lag_seconds": 3600}},
+                                  rounds=1), "behind")
+        by_seconds = component(_run({"replica": nodes, "thresholds": {"replica_lag_seconds": 0}}, rounds=1), "behind")
     finally:
         pg.psql(delayed, "ALTER SYSTEM RESET recovery_min_apply_delay")
         pg.psql(delayed, "SELECT pg_reload_conf()")
@@ -326,7 +324,7 @@ def _cache_state(redis_server, cache: dict, thresholds: dict | None = None):
             await engine.poll_round()
             await asyncio.to_thread(_lookups, redis_server, 20, 20)
             await engine.poll_round()
-            return _row(engine.snapshot(), "redis")
+            return component(engine.snapshot(), "redis")
         finally:
             await engine.close()
 
@@ -353,10 +351,10 @@ def test_error_rate_threshold_judges_an_edge_function(http):
         return 200, {"Content-Type": "text/plain"}, body.encode()
     http.routes["/metrics"] = metrics
     source = {"source": [{"name": "app", "scrape": http.url("/metrics"), "preset": "scaledash"}]}
-    strict = _row(_run(source, window=0.3), "hello")
+    strict = component(_run(source, window=0.3), "hello")
     assert strict.metrics["error_rate"] == pytest.approx(0.05, abs=0.01)
     assert strict.state is State.DEGRADED and "> 1%" in strict.reason, strict
-    assert _row(_run({**source, "thresholds": {"error_rate": 0.1}}, window=0.3), "hello").state is State.OK
+    assert component(_run({**source, "thresholds": {"error_rate": 0.1}}, window=0.3), "hello").state is State.OK
 
 
 def test_a_sources_min_hit_rate_judges_the_cache_rows_it_found(http):
@@ -369,10 +367,10 @@ def test_a_sources_min_hit_rate_judges_the_cache_rows_it_found(http):
         return 200, {"Content-Type": "text/plain"}, body.encode()
     http.routes["/metrics"] = metrics
     source = {"name": "app", "scrape": http.url("/metrics"), "preset": "scaledash"}
-    default = _row(_run({"source": [source]}, window=0.3), "sessions")
+    default = component(_run({"source": [source]}, window=0.3), "sessions")
     assert default.metrics["hit_rate"] == pytest.approx(0.5, abs=0.05)
     assert default.state is State.DEGRADED and "< 80%" in default.reason, default
-    floored = _row(_run({"source": [{**source, "min_hit_rate": 0.4}]}, window=0.3), "sessions")
+    floored = component(_run({"source": [{**source, "min_hit_rate": 0.4}]}, window=0.3), "sessions")
     assert floored.state is State.OK, floored
 
 
@@ -380,17 +378,17 @@ def test_a_sources_min_hit_rate_judges_the_cache_rows_it_found(http):
 
 def test_replica_dsn_and_password_reach_postgres_as_the_named_row(pg):
     node = {"name": "db-main", "dsn": pg.dsn(pg.primary)}
-    refused = _row(_run({"replica": [node]}, rounds=1), "db-main")
+    refused = component(_run({"replica": [node]}, rounds=1), "db-main")
     assert refused.state is State.ERROR and "authentication failed" in refused.reason, refused
-    answered = _row(_run({"replica": [{**node, "password": PG_PASSWORD}]}, rounds=1), "db-main")
+    answered = component(_run({"replica": [{**node, "password": PG_PASSWORD}]}, rounds=1), "db-main")
     assert answered.state is State.OK and answered.metrics["role"] == "primary", answered
 
 
 def test_cache_url_and_password_reach_redis_as_the_named_row(redis_server):
     cache = {"name": "sessions", "url": redis_server.url()}
-    refused = _row(_run({"cache": [cache]}, rounds=1), "sessions")
+    refused = component(_run({"cache": [cache]}, rounds=1), "sessions")
     assert refused.state is State.ERROR, refused
-    answered = _row(_run({"cache": [{**cache, "password": REDIS_PASSWORD}]}, rounds=1), "sessions")
+    answered = component(_run({"cache": [{**cache, "password": REDIS_PASSWORD}]}, rounds=1), "sessions")
     assert answered.state is State.OK and answered.metrics["memory_bytes"] > 0, answered
 
 
@@ -486,18 +484,18 @@ def test_source_username_and_password_are_sent_as_basic_auth(http, monkeypatch, 
 def test_edge_method_reaches_the_server(http):
     seen = _recording(http, "/functions/v1/hello")
     edge = {"name": "hello", "url": http.url("/functions/v1/hello")}
-    assert _row(_run({"edge": [edge]}, rounds=1), "hello").state is State.OK
+    assert component(_run({"edge": [edge]}, rounds=1), "hello").state is State.OK
     assert seen[-1]["method"] == "GET"
-    assert _row(_run({"edge": [{**edge, "method": "post"}]}, rounds=1), "hello").state is State.OK
+    assert component(_run({"edge": [{**edge, "method": "post"}]}, rounds=1), "hello").state is State.OK
     assert seen[-1]["method"] == "POST"
 
 
 def test_edge_expect_status_decides_which_answer_is_ok(http):
     _recording(http, "/maintenance", status=503)
     edge = {"name": "status-page", "url": http.url("/maintenance")}
-    missed = _row(_run({"edge": [edge]}), "status-page")
+    missed = component(_run({"edge": [edge]}), "status-page")
     assert missed.state is State.DOWN and missed.reason == "HTTP 503 (expected 200)", missed
-    met = _row(_run({"edge": [{**edge, "expect_status": 503}]}), "status-page")
+    met = component(_run({"edge": [{**edge, "expect_status": 503}]}), "status-page")
     assert met.state is State.OK, met
 
 
@@ -521,8 +519,8 @@ def test_cdn_url_reads_hit_or_miss_as_the_named_row(http):
     _recording(http, "/miss.js", headers={"CF-Cache-Status": "MISS"})
     snap = _run({"cdn": [{"name": "hot", "url": http.url("/hit.js")}, {"name": "cold", "url": http.url("/miss.js")}]},
                 rounds=1)
-    assert _row(snap, "hot").metrics["cache_status"] == "HIT"
-    assert _row(snap, "cold").metrics["cache_status"] == "MISS"
+    assert component(snap, "hot").metrics["cache_status"] == "HIT"
+    assert component(snap, "cold").metrics["cache_status"] == "MISS"
 
 
 def test_each_targets_own_interval_sets_its_next_probe(pg, redis_server, http):

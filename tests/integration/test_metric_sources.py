@@ -18,6 +18,7 @@ from dashboard.engine import Engine
 from dashboard.model import State
 from metric_texts import scaledash_metrics
 from conftest import CANARY, wait_for
+from fakes import rows_of
 
 
 def _engine(doc: dict) -> Engine:
@@ -30,10 +31,6 @@ async def _rounds(engine: Engine, rounds: int = 2, window: float = 0.3):
             await asyncio.sleep(window)
         await engine.poll_round()
     return engine.snapshot()
-
-
-def _components(snap, source_name: str):
-    return {c.name: c for c in snap.components if c.target == source_name}
 
 
 def _no_canary(snap) -> None:
@@ -62,14 +59,14 @@ def test_prometheus_down_is_an_error_of_the_source_while_direct_probes_stay_ok(
             await engine.close()
 
     before, after = asyncio.run(scenario())
-    breakers = _components(before, "prom")
+    breakers = rows_of(before, "prom")
     assert breakers["upstream"].state is State.DEGRADED and breakers["upstream"].metrics["state"] == "open"
     assert breakers["upstream"].source == "prometheus"
     assert breakers["upstream"].metrics["calls_per_s"] > 0          # rate() from PromQL
-    for component in _components(after, "prom").values():
+    for component in rows_of(after, "prom").values():
         assert component.state is State.ERROR, component
         assert "Prometheus unreachable" in component.reason
-    assert _components(after, "primary")["primary"].state is State.OK
+    assert rows_of(after, "primary")["primary"].state is State.OK
     _no_canary(after)
 
 
@@ -154,8 +151,8 @@ def test_bad_prometheus_answers_are_errors_that_keep_the_last_good_value(http, b
             await engine.close()
 
     good, bad = asyncio.run(scenario())
-    assert _components(good, "prom")["upstream"].state is State.OK
-    upstream = _components(bad, "prom")["upstream"]
+    assert rows_of(good, "prom")["upstream"].state is State.OK
+    upstream = rows_of(bad, "prom")["upstream"]
     assert upstream.state is State.ERROR
     assert expected in upstream.reason and len(upstream.reason) <= 120
     assert upstream.metrics["state"] == "closed"          # the last good value, kept
@@ -175,7 +172,7 @@ def test_prometheus_warnings_are_kept_next_to_the_data(http):
             await engine.close()
 
     snap = asyncio.run(scenario())
-    assert _components(snap, "prom")["b"].metrics["state"] == "open"
+    assert rows_of(snap, "prom")["b"].metrics["state"] == "open"
     source = next(s for s in snap.sources if s.target == "prom")
     assert source.warning and "might not be a counter" in source.warning
 
@@ -195,7 +192,7 @@ def test_non_finite_values_from_prometheus_are_never_ok(http):
         finally:
             await engine.close()
 
-    rows = _components(asyncio.run(scenario()), "prom")
+    rows = rows_of(asyncio.run(scenario()), "prom")
     assert "null" not in rows                                  # unusable sample skipped, no crash
     assert rows["huge"].state is State.DEGRADED and "+Inf" in rows["huge"].reason
     for name in ("inf", "nan"):

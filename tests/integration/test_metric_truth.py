@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import run_cli, wait_for
+from fakes import rows_of
 from dashboard.config import validate
 from dashboard.engine import Engine
 from dashboard.model import Kind, Reading, State
@@ -39,10 +40,6 @@ def _run(engine: Engine, rounds: int = 2, window: float = 0.3):
         finally:
             await engine.close()
     return asyncio.run(scenario())
-
-
-def _rows(snap, target: str) -> dict:
-    return {c.name + (f"/{c.detail}" if c.detail else ""): c for c in snap.components if c.target == target}
 
 
 def _scrape(http, path: str, preset: str = "scaledash") -> dict:
@@ -86,7 +83,7 @@ def _fake_prometheus(http, body_of) -> None:
 def test_scraped_sample_stamped_an_hour_ago_is_stale_with_its_age(http):
     _serve(http, "/old", _stamped(-3600))
     snap = _run(_engine(_scrape(http, "/old")), rounds=1)
-    for row in _rows(snap, "app").values():
+    for row in rows_of(snap, "app").values():
         assert row.state is State.STALE, row
         assert "sample is 36" in row.reason and "s old" in row.reason
         assert row.age_s >= 3599
@@ -95,7 +92,7 @@ def test_scraped_sample_stamped_an_hour_ago_is_stale_with_its_age(http):
 def test_scraped_sample_stamped_now_is_ok_with_a_small_age(http):
     _serve(http, "/now", _stamped(0))
     snap = _run(_engine(_scrape(http, "/now")), rounds=1)
-    rows = _rows(snap, "app")
+    rows = rows_of(snap, "app")
     assert rows["upstream"].state is State.OK and rows["catalog/memory"].state is State.OK
     assert all(0 <= row.age_s < 2 for row in rows.values())
 
@@ -103,7 +100,7 @@ def test_scraped_sample_stamped_now_is_ok_with_a_small_age(http):
 def test_scraped_sample_from_the_future_is_flagged_as_clock_skew(http):
     _serve(http, "/future", _stamped(+3600))
     snap = _run(_engine(_scrape(http, "/future")), rounds=1)
-    for row in _rows(snap, "app").values():
+    for row in rows_of(snap, "app").values():
         assert row.state is State.DEGRADED, row
         assert "in the future (clock skew?)" in row.reason and "3600s" in row.reason
         assert 0 <= row.age_s < 2                    # never a negative age
@@ -112,7 +109,7 @@ def test_scraped_sample_from_the_future_is_flagged_as_clock_skew(http):
 def test_scraped_sample_a_little_ahead_of_our_clock_is_not_flagged(http):
     _serve(http, "/skew", _stamped(+1))                # within FUTURE_SKEW_S
     snap = _run(_engine(_scrape(http, "/skew")), rounds=1)
-    assert _rows(snap, "app")["upstream"].state is State.OK
+    assert rows_of(snap, "app")["upstream"].state is State.OK
 
 
 @pytest.mark.parametrize("evaluated, state, words", [
@@ -126,7 +123,7 @@ def test_prometheus_answer_is_aged_by_its_evaluation_time(http, evaluated, state
         _vector("up", {"job": "app"}, "1", time.time() + evaluated)]))
     snap = _run(_engine({"source": [{"name": "prom", "prometheus": http.url(""), "preset": "scaledash"}]}),
                 rounds=1)
-    row = _rows(snap, "prom")["upstream"]
+    row = rows_of(snap, "prom")["upstream"]
     assert row.state is state, row
     if words:
         assert words in row.reason
@@ -152,7 +149,7 @@ circuit_breaker_state{{breaker="fresh"}} 0
              and prom.query('circuit_breaker_state{breaker="fresh"}'), timeout=30)
     snap = _run(_engine({"source": [{"name": "prom", "prometheus": prom.url(), "preset": "scaledash",
                                      "job": "app", "rate_window": "1m"}]}), rounds=1)
-    rows = _rows(snap, "prom")
+    rows = rows_of(snap, "prom")
     assert rows["lagging"].state is State.STALE, rows["lagging"]
     assert "sample is 15" in rows["lagging"].reason and rows["lagging"].age_s >= 145
     assert rows["fresh"].state is State.OK, rows["fresh"]
@@ -184,7 +181,7 @@ redis_memory_used_bytes 1048576
     wait_for(lambda: prom.query("rate(redis_keyspace_hits_total[1m])"), timeout=30)
     snap = _run(_engine({"source": [{"name": "cache", "prometheus": prom.url(), "preset": "redis_exporter",
                                      "job": "redis"}]}), rounds=1)
-    row = _rows(snap, "cache")["cache/redis"]
+    row = rows_of(snap, "cache")["cache/redis"]
     assert row.metrics["memory_bytes"] == 1048576
     assert row.metrics["hits_per_s"] > 0 and 0.85 < row.metrics["hit_rate"] < 0.95
     assert row.state is State.OK, row
@@ -259,7 +256,7 @@ SCALEDASH_ROWS = [   # (figure made non-finite, row, the figure the reason names
 @pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf"])
 def test_non_finite_counter_makes_its_row_degraded_on_every_scaledash_kind(http, bad, row, figure, value):
     _serve(http, "/m", _scaledash_text(bad, value))
-    rows = _rows(_run(_engine(_scrape(http, "/m"))), "app")
+    rows = rows_of(_run(_engine(_scrape(http, "/m"))), "app")
     assert rows[row].state is State.DEGRADED, rows[row]
     assert rows[row].reason == f"non-finite value {figure}={value}"
     others = [r for name, r in rows.items() if name != row]
@@ -268,7 +265,7 @@ def test_non_finite_counter_makes_its_row_degraded_on_every_scaledash_kind(http,
 
 def test_finite_scaledash_figures_leave_every_row_ok(http):
     _serve(http, "/m", _scaledash_text("", ""))
-    rows = _rows(_run(_engine(_scrape(http, "/m"))), "app")
+    rows = rows_of(_run(_engine(_scrape(http, "/m"))), "app")
     assert {name for name in rows} >= {"upstream", "catalog/memory", "realtime", "hello"}
     assert all(r.state is State.OK for r in rows.values()), rows
 
@@ -314,7 +311,7 @@ EXPORTER_ROWS = [   # (preset, body for a value, row, the figure the reason name
 @pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf"])
 def test_non_finite_exporter_figure_makes_its_row_degraded(http, preset, text, row, figure, value):
     _serve(http, "/m", text(value))
-    rows = _rows(_run(_engine(_scrape(http, "/m", preset))), "app")
+    rows = rows_of(_run(_engine(_scrape(http, "/m", preset))), "app")
     assert rows[row].state is State.DEGRADED, rows[row]
     assert rows[row].reason.startswith(f"non-finite value {figure}=")
 
@@ -322,7 +319,7 @@ def test_non_finite_exporter_figure_makes_its_row_degraded(http, preset, text, r
 @pytest.mark.parametrize("preset, text, row, figure", EXPORTER_ROWS)
 def test_finite_exporter_figures_are_ok(http, preset, text, row, figure):
     _serve(http, "/m", text("25"))
-    rows = _rows(_run(_engine(_scrape(http, "/m", preset))), "app")
+    rows = rows_of(_run(_engine(_scrape(http, "/m", preset))), "app")
     assert rows[row].state is State.OK, rows[row]
 
 
@@ -344,7 +341,7 @@ class _CdnWithNaNLatency:
 @pytest.mark.parametrize("latency, state", [(math.nan, State.DEGRADED), (12.5, State.OK)])
 def test_non_finite_figure_on_a_cdn_row_is_degraded(latency, state):
     engine = Engine(validate({"interval": "1s"}), probes=[_CdnWithNaNLatency(latency)])
-    row = _rows(_run(engine, rounds=1), "cdn")["cdn"]
+    row = rows_of(_run(engine, rounds=1), "cdn")["cdn"]
     assert row.state is state
     if state is State.DEGRADED:
         assert row.reason == "non-finite value latency_ms=NaN"
@@ -424,8 +421,8 @@ def test_a_warning_is_cleared_from_the_rows_when_the_next_answer_has_none(http):
             await engine.close()
 
     first, second = asyncio.run(scenario())
-    assert WARNING in _rows(first, "prom")["upstream"].warning
-    assert _rows(second, "prom")["upstream"].warning is None
+    assert WARNING in rows_of(first, "prom")["upstream"].warning
+    assert rows_of(second, "prom")["upstream"].warning is None
 
 
 # ------------------------------------------------------------------ 4. uptime

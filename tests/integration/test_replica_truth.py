@@ -17,6 +17,7 @@ import signal
 import pytest
 
 from conftest import CANARY, run_cli, wait_for
+from fakes import component
 from dashboard.config_schema import validate
 from dashboard.engine import Engine
 from dashboard.kinds import replica as replica_kind
@@ -129,10 +130,6 @@ def snapshot_of(replicas: list[dict], rounds: int = 1, **thresholds) -> tuple[Sn
     return asyncio.run(run())
 
 
-def row(snap: Snapshot, name: str):
-    return next(c for c in snap.components if c.name == name)
-
-
 def toml(replicas: list[dict]) -> str:
     out = []
     for r in replicas:
@@ -155,12 +152,12 @@ def test_streaming_replica_is_ok_with_no_lag_behind_its_primary(cluster):
     write(cluster, 100)
     wait_for(lambda: caught_up(cluster, "r1"))
     snap, _ = snapshot_of([section(cluster, "primary"), section(cluster, "r1")])
-    r1 = row(snap, "r1")
+    r1 = component(snap, "r1")
     assert (r1.state, r1.reason) == (State.OK, None)
     assert r1.metrics["receiver"] == "streaming" and r1.metrics["receiver_since_s"] > 0
     assert r1.metrics["lag_basis"] == "primary" and r1.metrics["lag_primary"] == "primary"
     assert r1.metrics["lag_bytes"] < 64 * 1024 and r1.metrics["lag_seconds"] < 5
-    assert row(snap, "primary").metrics["streaming_replicas"] == 2
+    assert component(snap, "primary").metrics["streaming_replicas"] == 2
 
 
 def test_replica_with_cut_receiver_is_degraded_at_once_and_its_lag_grows(cluster, write_config):
@@ -172,7 +169,7 @@ def test_replica_with_cut_receiver_is_degraded_at_once_and_its_lag_grows(cluster
             engine = Engine(validate({"interval": 1.0, "timeout": 0.8, "replica": replicas}))
             try:
                 await engine.poll_round()
-                first = row(engine.snapshot(), "r2")
+                first = component(engine.snapshot(), "r2")
                 await asyncio.to_thread(write, cluster, 1000)
                 await engine.poll_round()
                 return first, engine.snapshot()
@@ -186,11 +183,11 @@ def test_replica_with_cut_receiver_is_degraded_at_once_and_its_lag_grows(cluster
     assert first.metrics["receive_lsn"] == first.metrics["replay_lsn"]
     assert (first.state, first.reason) == (State.DEGRADED, "WAL receiver not streaming (stopped)")
     assert first.metrics["receiver"] == "stopped" and first.metrics["lag_bytes"] > 100_000
-    second = row(snap, "r2")
+    second = component(snap, "r2")
     assert second.state is State.DEGRADED and second.metrics["lag_bytes"] > first.metrics["lag_bytes"] + 100_000
     assert second.metrics["lag_seconds"] > 0
     assert second.history["lag_bytes"][-1] == second.metrics["lag_bytes"], "the trend shows the row's figure"
-    r1 = row(snap, "r1")
+    r1 = component(snap, "r1")
     assert r1.state is State.OK and r1.metrics["receiver"] == "streaming"
     assert paused(second, RowContext(read_share={})).plain == "stopped"
     assert paused(r1, RowContext(read_share={})).plain == "no"
@@ -207,7 +204,7 @@ def test_replica_cut_off_while_its_receiver_says_streaming_is_judged_by_lag_behi
     with frozen_walsender(cluster, "r2"):
         write(cluster, 20_000)          # ~2.6 MB the replica never receives
         snap, _ = snapshot_of(replicas)
-    r2 = row(snap, "r2")
+    r2 = component(snap, "r2")
     assert r2.metrics["receiver"] == "streaming"
     assert r2.metrics["receive_lsn"] == r2.metrics["replay_lsn"]      # by its own figures: caught up
     assert r2.metrics["lag_bytes"] > 2 * MiB
@@ -228,7 +225,7 @@ def test_a_write_landing_between_the_two_nodes_probes_is_not_lag_in_seconds(clus
             await engine.poll_round()
             await asyncio.to_thread(write, cluster, 10)
             await engine._poll(engine.targets[0])        # the primary's probe sees the write first
-            return row(engine.snapshot(), "r1")
+            return component(engine.snapshot(), "r1")
         finally:
             await engine.close()
 
@@ -239,7 +236,7 @@ def test_a_write_landing_between_the_two_nodes_probes_is_not_lag_in_seconds(clus
 
 def test_without_a_primary_a_replica_shows_its_own_lag_and_says_so(cluster):
     snap, _ = snapshot_of([section(cluster, "r1")])
-    r1 = row(snap, "r1")
+    r1 = component(snap, "r1")
     assert r1.state is State.OK and r1.metrics["lag_basis"] == "own"
     assert "no single primary" in r1.reason and "received minus replayed" in r1.reason
 
@@ -259,12 +256,12 @@ def test_per_replica_lag_limits_override_the_global_thresholds(cluster):
                                   section(cluster, "roomy", "r1", max_lag_bytes=1 << 30, max_lag_seconds=3600)],
                                  replica_lag_bytes=1000, replica_lag_seconds=0)
 
-    by_bytes, by_seconds = row(strict, "bytes"), row(strict, "seconds")
+    by_bytes, by_seconds = component(strict, "bytes"), component(strict, "seconds")
     assert by_bytes.metrics["lag_bytes"] > 100_000 and by_bytes.metrics["receiver"] == "streaming"
     assert by_bytes.state is State.DEGRADED and by_bytes.reason.endswith("> 1000 B")
     assert by_seconds.state is State.DEGRADED and by_seconds.reason.endswith("s > 0s")
-    assert row(lenient, "global").state is State.DEGRADED        # the tight global thresholds apply
-    roomy = row(lenient, "roomy")
+    assert component(lenient, "global").state is State.DEGRADED        # the tight global thresholds apply
+    roomy = component(lenient, "roomy")
     assert roomy.metrics["lag_bytes"] > 100_000
     assert (roomy.state, roomy.reason) == (State.OK, None)      # the same lag, under its own larger limits
 
@@ -298,14 +295,14 @@ def test_role_without_pg_monitor_sees_na_privilege_and_one_notice_naming_the_gra
                 section(cluster, "r1-plain", "r1", plain_role)]
     snap, engine = snapshot_of(replicas, rounds=3)
 
-    primary, plain_primary = row(snap, "primary"), row(snap, "primary-plain")
+    primary, plain_primary = component(snap, "primary"), component(snap, "primary-plain")
     assert primary.metrics["streaming_replicas"] == 2 and "hidden_by_privilege" not in primary.metrics
     assert plain_primary.state is State.OK
     assert plain_primary.metrics["streaming_replicas"] is None            # not a wrong 0
     assert "streaming_replicas" in plain_primary.metrics["hidden_by_privilege"]
     assert "n/a (privilege)" in replica_kind.brief(dict(plain_primary.metrics))
 
-    r1, plain_r1 = row(snap, "r1"), row(snap, "r1-plain")
+    r1, plain_r1 = component(snap, "r1"), component(snap, "r1-plain")
     assert r1.metrics["receiver"] == "streaming"
     assert plain_r1.metrics["receiver"] is None and "receiver" in plain_r1.metrics["hidden_by_privilege"]
     assert (plain_r1.state, plain_r1.reason) == (State.OK, None)          # everything else still works
