@@ -132,6 +132,25 @@ def source(snap: Snapshot, target: str) -> SourceStatus:
     return next(s for s in snap.sources if s.target == target)
 
 
+async def poll_rounds(engine: Engine, rounds: int = 2, window: float = 0.3) -> Snapshot:
+    """`rounds` poll rounds `window` seconds apart (rates need two), then the snapshot."""
+    for i in range(rounds):
+        if i:
+            await asyncio.sleep(window)
+        await engine.poll_round()
+    return engine.snapshot()
+
+
+def snapshot_after(engine: Engine, rounds: int = 2, window: float = 0.3) -> Snapshot:
+    """poll_rounds on a fresh loop, the engine closed after."""
+    async def scenario() -> Snapshot:
+        try:
+            return await poll_rounds(engine, rounds, window)
+        finally:
+            await engine.close()
+    return asyncio.run(scenario())
+
+
 def rows_of(snap: Snapshot, target: str) -> dict[str, Component]:
     """The rows one target reported, by name (with `/detail` where a row has one)."""
     return {c.name + (f"/{c.detail}" if c.detail else ""): c for c in snap.components if c.target == target}

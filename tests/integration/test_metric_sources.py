@@ -18,19 +18,11 @@ from dashboard.engine import Engine
 from dashboard.model import State
 from metric_texts import scaledash_metrics
 from conftest import CANARY, wait_for
-from fakes import rows_of
+from fakes import poll_rounds, rows_of
 
 
 def _engine(doc: dict) -> Engine:
     return Engine(validate({"interval": "1s", "timeout": "800ms", **doc}))
-
-
-async def _rounds(engine: Engine, rounds: int = 2, window: float = 0.3):
-    for i in range(rounds):
-        if i:
-            await asyncio.sleep(window)
-        await engine.poll_round()
-    return engine.snapshot()
 
 
 def _no_canary(snap) -> None:
@@ -51,9 +43,9 @@ def test_prometheus_down_is_an_error_of_the_source_while_direct_probes_stay_ok(
 
     async def scenario():
         try:
-            before = await _rounds(engine)
+            before = await poll_rounds(engine)
             prom.stop()
-            after = await _rounds(engine)
+            after = await poll_rounds(engine)
             return before, after
         finally:
             await engine.close()
@@ -84,7 +76,7 @@ def test_up_zero_is_down_via_prometheus_and_an_empty_vector_is_no_data(http, pro
 
     async def scenario():
         try:
-            return await _rounds(engine)
+            return await poll_rounds(engine)
         finally:
             await engine.close()
 
@@ -143,10 +135,10 @@ def test_bad_prometheus_answers_are_errors_that_keep_the_last_good_value(http, b
 
     async def scenario():
         try:
-            good = await _rounds(engine, 1)
+            good = await poll_rounds(engine, 1)
             _fake_prometheus(http, body, status, content_type)
             await asyncio.sleep(0.2)
-            return good, await _rounds(engine, 1)
+            return good, await poll_rounds(engine, 1)
         finally:
             await engine.close()
 
@@ -167,7 +159,7 @@ def test_prometheus_warnings_are_kept_next_to_the_data(http):
 
     async def scenario():
         try:
-            return await _rounds(engine, 1)
+            return await poll_rounds(engine, 1)
         finally:
             await engine.close()
 
@@ -188,7 +180,7 @@ def test_non_finite_values_from_prometheus_are_never_ok(http):
 
     async def scenario():
         try:
-            return await _rounds(engine, 1)
+            return await poll_rounds(engine, 1)
         finally:
             await engine.close()
 
@@ -209,7 +201,7 @@ def test_a_prometheus_round_is_one_request_with_every_metric_and_up(http):
 
     async def scenario():
         try:
-            return await _rounds(engine, 2, window=0.1)
+            return await poll_rounds(engine, 2, window=0.1)
         finally:
             await engine.close()
 

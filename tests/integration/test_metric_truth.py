@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import run_cli, wait_for
-from fakes import rows_of
+from fakes import rows_of, snapshot_after
 from dashboard.config import validate
 from dashboard.engine import Engine
 from dashboard.model import Kind, Reading, State
@@ -30,16 +30,7 @@ def _engine(doc: dict) -> Engine:
 
 
 def _run(engine: Engine, rounds: int = 2, window: float = 0.3):
-    async def scenario():
-        try:
-            for i in range(rounds):
-                if i:
-                    await asyncio.sleep(window)
-                await engine.poll_round()
-            return engine.snapshot()
-        finally:
-            await engine.close()
-    return asyncio.run(scenario())
+    return snapshot_after(engine, rounds, window)
 
 
 def _scrape(http, path: str, preset: str = "scaledash") -> dict:

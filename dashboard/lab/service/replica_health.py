@@ -117,11 +117,7 @@ class PrimaryPosition:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), 1.0)
-            except Exception:
-                conn.terminate()
+        await _close_quietly(conn)
 
 
 class ReplicaMonitor:
@@ -171,8 +167,13 @@ class ReplicaMonitor:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), 1.0)
-            except Exception:
-                conn.terminate()
+        await _close_quietly(conn)
+
+
+async def _close_quietly(conn: asyncpg.Connection | None) -> None:
+    """Close politely for a second, else drop the socket: the peer may be hung."""
+    if conn is not None:
+        try:
+            await asyncio.wait_for(conn.close(), 1.0)
+        except Exception:
+            conn.terminate()
