@@ -20,11 +20,14 @@ from textual.widgets import Static
 
 from dashboard.model import Component
 from widgets.rows import NOT_FIGURES, PANELS, RowContext, Trend, last_known, severity_order
-from widgets.names import shown_names
+from widgets.names import label, shown_names
 from widgets.row_table import RowTable
 from widgets.style import state_text
 
 MORE_KEY = "__more__"
+# A panel wider than its columns gives its spare room to the names, up to this much: at
+# 120 columns a compact panel has ~20 to spare, and "items/memory" beats "item…emory".
+NAME_ROOM = 16
 
 
 class ComponentSelected(Message):
@@ -51,6 +54,7 @@ class ComponentPanel(Vertical):
         super().__init__(id=f"panel-{panel}", classes="panel", **kwargs)
         self.panel = panel
         self._wide: bool | None = None
+        self._layout: tuple | None = None
         self._title: str | None = None
         self._trends: dict[tuple[str, int], Text] = {}
         self._table: RowTable | None = None
@@ -76,16 +80,18 @@ class ComponentPanel(Vertical):
         if wide != self._wide:
             self._wide = wide
             self._trends.clear()
-            columns = self._columns()
-            self.table.set_columns([c.header for c in columns], [c.width for c in columns])
+        columns = self._columns()
+        widths = self._widths(columns, components)
+        if (wide, widths) != self._layout:
+            self._layout = (wide, widths)
+            self.table.set_columns([c.header for c in columns], widths)
         shown = components
         hidden: list[Component] = []
         if room > 0 and len(components) > room:
             ranked = sorted(components, key=severity_order)
             shown, hidden = ranked[: room - 1], ranked[room - 1:]
         # Names longer than their column are cut in the middle, and stay distinct.
-        columns = self._columns()
-        width = max(columns[0].width - 1, 4)
+        width = max(widths[0] - 1, 4)
         state_width = next((c.width - 1 for c in columns if c.key == "state"), ctx.state_width)
         ctx = replace(ctx, name_width=width, state_width=state_width, names=self._names(shown, width, ctx))
         rows = [(component_key(c), self._row_cells(c, ctx)) for c in shown]
@@ -97,6 +103,15 @@ class ComponentPanel(Vertical):
         if title != self._title:
             self._title = title
             self.query_one(".panel-title", Static).update(Text(title))
+
+    def _widths(self, columns: list, components: list[Component]) -> list[int]:
+        """The columns' widths, the name column widened into the panel's spare room as
+        far as its longest name needs (a mark and a gap included)."""
+        widths = [c.width for c in columns]
+        spare = self.table.content_size.width - sum(widths)
+        need = max((len(label(c)) + 2 for c in components), default=0) - widths[0]
+        widths[0] += max(0, min(need, spare, NAME_ROOM))
+        return widths
 
     def _names(self, shown: list[Component], width: int, ctx: RowContext) -> dict:
         """The rows' shown names; the same rows from the same sources keep them (most ticks)."""
