@@ -87,8 +87,12 @@ def lag_bytes(primary: Node, replica: Node) -> int:
 
 
 def wait_replayed(stack: Stack, what: str) -> None:
-    """Until every replica has replayed the primary's current position."""
-    position = stack.primary.fetchval("SELECT pg_current_wal_lsn()::text")
+    """Until every replica has replayed everything inserted into the primary's WAL so far.
+
+    The insert position, not pg_current_wal_lsn(): with synchronous_commit off the
+    write position can still be short of a commit just made.
+    """
+    position = stack.primary.fetchval("SELECT pg_current_wal_insert_lsn()::text")
     for replica in stack.replicas:
         wait_until(f"{what}: {replica.name} replays the primary's position {position}",
                    lambda: int(replica.fetchval("SELECT pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn())",
