@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import config as config_module
 from dashboard.config_types import CacheTarget, Config, ReplicaTarget
-from dashboard.redact import describe_error
+from dashboard.redact import describe_error, safe_message
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 SQL_TIMEOUT = 5.0
@@ -130,7 +130,7 @@ class Admin:
     def faults(self, body: dict) -> dict:
         response = self._http.post("/admin/faults", json=body, headers=self._headers)
         assert response.status_code == 200, \
-            f"POST /admin/faults {sorted(body)} answered {response.status_code}: {response.text[:200]}"
+            f"POST /admin/faults {sorted(body)} answered {response.status_code}: {safe_message(response.text)}"
         return response.json()
 
     @contextlib.contextmanager

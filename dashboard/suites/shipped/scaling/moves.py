@@ -17,6 +17,7 @@ import random
 import asyncpg
 import pytest
 
+from dashboard.redact import safe_message
 from dashboard.suites.stack import Node, Stack, require, wait_until
 
 MISSING_IDS = (2_000_000_000, 2_147_483_647)
@@ -47,7 +48,8 @@ def read_burst(stack: Stack, count: int = 100) -> dict[str, float]:
     for item_id in missing_ids(count):
         response = stack.service.get(f"/items/{item_id}")
         assert response.status_code == 404, \
-            f"GET /items/{item_id} (no such item) answered {response.status_code}: {response.text[:200]}"
+            f"GET /items/{item_id} (no such item) answered {response.status_code}: " \
+            f"{safe_message(response.text)}"
     after = node_reads(stack)
     return {node: after[node] - before.get(node, 0.0) for node in after}
 
@@ -63,7 +65,7 @@ def service_node(stack: Stack, node: Node) -> str:
 def write_item(stack: Stack, item_id: int, **fields) -> dict:
     response = stack.service.put(f"/items/{item_id}", json=fields)
     assert response.status_code == 200, \
-        f"PUT /items/{item_id} answered {response.status_code}: {response.text[:200]}"
+        f"PUT /items/{item_id} answered {response.status_code}: {safe_message(response.text)}"
     return response.json()
 
 

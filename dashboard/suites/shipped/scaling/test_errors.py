@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from dashboard.redact import safe_message
+
 from .moves import missing_ids
 
 BAD_REQUESTS = [
@@ -24,14 +26,14 @@ def test_bad_request_gets_a_clear_4xx(stack, method, path, body, status):
     response = stack.service.request(method, path, content=body,
                                      headers={"Content-Type": "application/json"})
     assert response.status_code == status, \
-        f"{method} {path} {body!r} answered {response.status_code}: {response.text[:200]}"
+        f"{method} {path} {body!r} answered {response.status_code}: {safe_message(response.text)}"
     error = response.json().get("error")
-    assert isinstance(error, str) and error, f"{method} {path}: no error message in {response.text[:200]}"
+    assert isinstance(error, str) and error, f"{method} {path}: no error message in {safe_message(response.text)}"
 
 
 def test_missing_item_and_unknown_route_get_404(stack):
     item = stack.service.get(f"/items/{missing_ids(1)[0]}")
-    assert item.status_code == 404 and item.json().get("error"), f"{item.status_code} {item.text[:200]}"
+    assert item.status_code == 404 and item.json().get("error"), f"{item.status_code} {safe_message(item.text)}"
     route = stack.service.get("/no/such/route")
     assert route.status_code == 404, f"GET /no/such/route answered {route.status_code}"
 
