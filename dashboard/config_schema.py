@@ -24,6 +24,7 @@ from dashboard.config_types import (
     EdgeTarget,
     ReplicaTarget,
     Secret,
+    ServiceTarget,
     SourceTarget,
     SuiteTarget,
     Thresholds,
@@ -226,7 +227,8 @@ _SECTION_KEYS = {
     "cdn": {"name", "url", "headers", "insecure", "interval"},
     "suite": {"name", "command", "cwd"},
 }
-_TOP_KEYS = {"name", "interval", "timeout", "thresholds", "drill", *_SECTION_KEYS}
+_SERVICE_KEYS = {"url", "admin_token"}
+_TOP_KEYS = {"name", "interval", "timeout", "thresholds", "drill", "service", *_SECTION_KEYS}
 
 
 def _replica(c: _Checker, p: str, t: dict) -> ReplicaTarget | None:
@@ -391,6 +393,28 @@ def _sections(c: _Checker, doc: dict) -> dict[str, list]:
     return built
 
 
+def _service(c: _Checker, doc: dict) -> ServiceTarget | None:
+    """`[service]`: the URL suites drive and the bearer token of its admin endpoints.
+
+    The token opens endpoints that break the stack on purpose, so it is accepted only as
+    a reference (`env:NAME`, `file:/path`), never written into the file itself.
+    """
+    if "service" not in doc:
+        return None
+    t = c.table("service", doc["service"], _SERVICE_KEYS)
+    url = _check_url(c, "service.url", t["url"], ("http", "https")) if "url" in t \
+        else c.get(t, "service", "url", str, required=True)
+    token = t.get("admin_token")
+    if isinstance(token, str) and not token.startswith(("env:", "file:")):
+        c.fail("service.admin_token", "must be a reference such as \"env:NAME\" or \"file:/path\", "
+               "never the token itself", show_value=False)
+        token = None
+    secret = c.secret("service.admin_token", token)
+    if not url:
+        return None
+    return ServiceTarget(url=url.rstrip("/"), admin_token=secret if isinstance(secret, Secret) else None)
+
+
 def _thresholds(c: _Checker, doc: dict) -> Thresholds:
     t = c.table("thresholds", doc.get("thresholds", {}),
                 {"replica_lag_bytes", "replica_lag_seconds", "cache_hit_rate", "error_rate",
@@ -448,6 +472,7 @@ def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -
         c.fail("timeout", f"the per-probe deadline must be <= interval ({interval:g}s)", merged.get("timeout"))
     name = c.get(doc, "", "name", str, Path(path).stem if path != "<config>" else "scaledash")
     thresholds = _thresholds(c, doc)
+    service = _service(c, doc)
     built = _sections(c, doc)
     drills = doc.get("drill", [])
     if not isinstance(drills, list) or not all(isinstance(d, dict) for d in drills):
@@ -459,5 +484,6 @@ def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -
     return Config(path=path, name=name, interval=interval, timeout=timeout, thresholds=thresholds,
                   replicas=tuple(built["replica"]), caches=tuple(built["cache"]),
                   sources=tuple(built["source"]), edges=tuple(built["edge"]), cdns=tuple(built["cdn"]),
-                  suites=tuple(built["suite"]), drills=tuple(drills), warnings=tuple(c.warnings),
+                  suites=tuple(built["suite"]), drills=tuple(drills), service=service,
+                  warnings=tuple(c.warnings),
                   intervals=dict(built.get("intervals", {})))

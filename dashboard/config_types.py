@@ -134,6 +134,14 @@ class SuiteTarget:
 
 
 @dataclass(frozen=True)
+class ServiceTarget:
+    """The stack's own service: what suites (and drills) drive, not a polled target."""
+
+    url: str
+    admin_token: Secret | None = None     # bearer token of its /admin/ endpoints, when it has them
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     name: str
@@ -147,6 +155,7 @@ class Config:
     cdns: tuple[CdnTarget, ...] = ()
     suites: tuple[SuiteTarget, ...] = ()
     drills: tuple[dict, ...] = ()
+    service: ServiceTarget | None = None
     warnings: tuple[str, ...] = ()
     # Per-target poll intervals (`interval` in a target's table); a target never polls
     # faster than the global interval. Slow sources (Prometheus, CDNs) need not be hit

@@ -23,6 +23,12 @@ def render(*, lab_dir: Path, primary_port: int, replica_ports: dict[str, int], r
 name = "lab"
 interval = "1s"
 timeout = "800ms"
+
+# The lab's own service: what `scaledash suite run` drives; the token opens its
+# /admin/faults and /admin/state endpoints.
+[service]
+url = "{service}"
+admin_token = "file:{secrets / 'admin_token'}"
 ''']
     parts.append(_replica("primary", primary_port, secrets / "pg_password"))
     parts += [_replica(name, port, secrets / "pg_password") for name, port in replica_ports.items()]

@@ -185,6 +185,10 @@ class Lab:
                 self._record(proc, scratch=scratch)
         cluster.psql(cluster.primary, f"CREATE ROLE app LOGIN PASSWORD '{pg_password}'")
         cluster.psql(cluster.primary, "CREATE DATABASE app OWNER app")
+        # The scaling suite pauses replay on a replica through the config's DSNs (the
+        # health and lag checks); in the lab, the monitor role may do that.
+        cluster.psql(cluster.primary, "GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() "
+                                      "TO monitor")
         log(f"postgres: primary :{cluster.primary.port}, "
             + ", ".join(f"{p.name} :{p.port}" for p in cluster.replicas))
 

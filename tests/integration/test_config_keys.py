@@ -86,6 +86,8 @@ CHECKS = {
     "suite.name": "test_suites_are_listed_by_config_check_and_the_t_key",
     "suite.command": "test_suites_are_listed_by_config_check_and_the_t_key",
     "suite.cwd": "test_suites_are_listed_by_config_check_and_the_t_key",
+    "service.url": "test_service_url_and_admin_token_are_what_the_suites_drive",
+    "service.admin_token": "test_service_url_and_admin_token_are_what_the_suites_drive",
 }
 
 
@@ -107,7 +109,8 @@ def _threshold_keys(monkeypatch) -> set[str]:
 
 def accepted_keys(monkeypatch) -> set[str]:
     sections = config_schema._SECTION_KEYS
-    keys = {k for k in config_schema._TOP_KEYS if k not in sections and k != "thresholds"}
+    keys = {k for k in config_schema._TOP_KEYS if k not in sections and k not in ("thresholds", "service")}
+    keys |= {f"service.{key}" for key in config_schema._SERVICE_KEYS}
     keys |= {f"{section}.{key}" for section, names in sections.items() for key in names}
     keys |= {f"thresholds.{key}" for key in _threshold_keys(monkeypatch)}
     return keys
@@ -232,6 +235,46 @@ def test_drills_are_listed_as_disabled_by_config_check_and_the_d_key(write_confi
     messages = asyncio.run(_key_messages(text, "d"))
     assert any("drills" in m and "configured: failover, drill[1]" in m for m in messages), messages
     assert not any("configured" in m for m in asyncio.run(_key_messages("", "d")))
+
+
+def test_service_url_and_admin_token_are_what_the_suites_drive(http, write_config, monkeypatch,
+                                                               isolated_secrets):
+    from dashboard.suites.stack import load_stack
+
+    monkeypatch.setenv("SCALEDASH_WALK_ADMIN", CANARY)
+    metrics = _recording(http, "/metrics", body=b"db_queries_total{node=\"primary\",kind=\"read\"} 7.0\n")
+    admin_seen: list[dict] = []
+
+    def admin_state(request: dict):
+        admin_seen.append(request)
+        ok = request["headers"].get("Authorization") == f"Bearer {CANARY}"
+        return (200, {}, b'{"switches": {}}') if ok else (401, {}, b'{"error": "unauthorized"}')
+    http.routes["/admin/state"] = admin_state
+
+    none = load_stack(str(write_config('name = "walk"\n', "none.toml")))
+    with pytest.raises(pytest.skip.Exception, match=r"has no \[service\] url"):
+        none.service                                                     # noqa: B018 - the property skips
+    url_only = load_stack(str(write_config(f'[service]\nurl = "{http.url("")}"\n', "url.toml")))
+    assert url_only.metrics().value("db_queries_total", node="primary") == 7.0 and len(metrics) == 1
+    admin, reason = url_only.find_admin()
+    assert admin is None and "no [service] admin_token" in reason and not admin_seen
+    with_token = load_stack(str(write_config(
+        f'[service]\nurl = "{http.url("")}"\nadmin_token = "env:SCALEDASH_WALK_ADMIN"\n', "token.toml")))
+    admin, reason = with_token.find_admin()
+    assert admin is not None and admin.state() == {"switches": {}}, reason
+    assert admin_seen[-1]["headers"]["Authorization"] == f"Bearer {CANARY}"
+    monkeypatch.setenv("SCALEDASH_WALK_ADMIN", "not-the-token")
+    wrong = load_stack(str(write_config(
+        f'[service]\nurl = "{http.url("")}"\nadmin_token = "env:SCALEDASH_WALK_ADMIN"\n', "wrong.toml")))
+    assert wrong.find_admin() == (None, "the service has no usable /admin/state (it answered 401): "
+                                        "no admin endpoint on this service")
+    for stack in (none, url_only, with_token, wrong):
+        stack.close()
+    # The token opens endpoints that break the stack: never inline, always a reference.
+    assert _problems({"service": {"url": http.url(""), "admin_token": "inline-token-1"}}) == [
+        'service.admin_token: must be a reference such as "env:NAME" or "file:/path", never the token itself']
+    assert _problems({"service": {"admin_token": "env:SCALEDASH_WALK_ADMIN"}}) == [
+        "service.url: missing required key"]
 
 
 def test_suites_are_listed_by_config_check_and_the_t_key(write_config):

@@ -1,0 +1,168 @@
+"""The shipped `scaling` suite can pass and can fail: it passes against a healthy lab, and
+fails, naming the right test, when the lab is broken on purpose through the service's
+admin switches (each set back afterwards). Against a config that lacks `[service]` (or
+its admin token) the tests that need it are skipped with the reason, never passed.
+
+The suite runs as the suite runner runs it: a pytest subprocess on the suite's own
+directory and pytest.ini, SCALEDASH_CONFIG naming the config, results read from its
+JUnit XML. One lab serves the module; broken-lab runs select their test with -k.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import CANARY, ROOT
+from dashboard.lab.stack import Lab
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+SUITE_DIR = ROOT / "dashboard" / "suites" / "shipped" / "scaling"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    outcome: str            # passed | failed | error | skipped
+    message: str
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    the_lab = Lab(tmp_path_factory.mktemp("scaling-lab"))
+    the_lab.up(log=lambda line: None)
+    try:
+        yield the_lab
+    finally:
+        the_lab.down()
+
+
+def run_suite(config: Path, tmp: Path, *select: str) -> dict[str, Case]:
+    """Run the suite the runner's way; its test cases by name (parametrized ids kept)."""
+    junit = tmp / f"junit-{len(list(tmp.glob('junit-*')))}.xml"
+    argv = [sys.executable, "-m", "pytest", str(SUITE_DIR), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--rootdir", str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--junitxml", str(junit), *select]
+    env = {**os.environ, "SCALEDASH_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert CANARY not in output
+    assert junit.exists(), f"the suite wrote no JUnit XML (exit {proc.returncode}): {output[-2000:]}"
+    return parse_junit(junit)
+
+
+def parse_junit(path: Path) -> dict[str, Case]:
+    cases = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for kind in ("failure", "error", "skipped"):
+            found = case.find(kind)
+            if found is not None:
+                outcome = {"failure": "failed"}.get(kind, kind)
+                message = found.get("message", "") or (found.text or "")
+                break
+        cases[case.get("name")] = Case(case.get("name"), outcome, message)
+    return cases
+
+
+def _summary(cases: dict[str, Case]) -> str:
+    return "; ".join(f"{c.name}: {c.outcome} {c.message[:300]}" for c in cases.values() if c.outcome != "passed")
+
+
+def _switch(lab: Lab, **values) -> None:
+    token = (lab.dir / "secrets" / "admin_token").read_text()
+    port = next(e.port for e in lab.entries() if e.name == "service")
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/faults", method="POST",
+                                     data=json.dumps({"switches": values}).encode(),
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def _without(lab: Lab, pattern: str, name: str) -> Path:
+    """The lab's config with the lines matching `pattern` removed."""
+    text = lab.config_path.read_text()
+    changed = re.sub(pattern, "", text, flags=re.MULTILINE)
+    assert changed != text, f"the lab's config no longer has {pattern!r}"
+    path = lab.dir / name
+    path.write_text(changed)
+    return path
+
+
+def test_suite_declares_itself_as_the_runner_expects():
+    from dashboard.suites.shipped.scaling import SUITE
+
+    assert SUITE == {"kind": "pytest", "description": SUITE["description"], "generates_load": False,
+                     "timeout_s": 600}
+    assert "\n" not in SUITE["description"] and (SUITE_DIR / "pytest.ini").is_file()
+
+
+def test_scaling_suite_passes_against_a_healthy_lab(lab, tmp_path):
+    cases = run_suite(lab.config_path, tmp_path)
+    assert len(cases) >= 15, sorted(cases)
+    assert all(c.outcome == "passed" for c in cases.values()), _summary(cases)
+
+
+@pytest.mark.parametrize("switch,broken,healthy,test,says", [
+    ("replica_reads", False, True, "test_reads_are_served_by_replicas_and_writes_by_the_primary",
+     "the replicas should take them all"),
+    ("quote_fallback", False, True, "test_fallback_answers_while_the_breaker_is_open", "answered 503"),
+    ("batch_window_ms", 0, 100, "test_batching_sends_far_fewer_frames_than_changes",
+     "40 changes came in 40 frames"),
+], ids=["reads-to-the-primary", "no-fallback", "no-batching"])
+def test_scaling_suite_fails_naming_the_test_when_the_lab_is_broken(lab, tmp_path, switch, broken, healthy, test,
+                                                                     says):
+    _switch(lab, **{switch: broken})
+    try:
+        cases = run_suite(lab.config_path, tmp_path, "-k", test)
+    finally:
+        _switch(lab, **{switch: healthy})
+    assert set(cases) == {test}, sorted(cases)
+    assert cases[test].outcome == "failed" and says in cases[test].message, f"{switch}={broken}: {cases[test]}"
+    # The same selection passes once the switch is back: the failure was the break, not the test.
+    again = run_suite(lab.config_path, tmp_path, "-k", test)
+    assert again[test].outcome == "passed", f"{switch} restored: {again[test]}"
+
+
+def test_without_service_table_every_test_is_skipped_with_the_reason(lab, tmp_path):
+    config = _without(lab, r"^\[service\]\n^url = .*\n^admin_token = .*\n", "no-service.toml")
+    cases = run_suite(config, tmp_path)
+    assert cases and all(c.outcome == "skipped" for c in cases.values()), _summary(cases)
+    assert all("has no [service] url" in c.message for c in cases.values()), _summary(cases)
+
+
+def test_without_admin_token_the_admin_tests_are_skipped_and_the_rest_still_run(lab, tmp_path):
+    config = _without(lab, r"^admin_token = .*\n", "no-admin-token.toml")
+    cases = run_suite(config, tmp_path, "-k", "breaker or hanging or reads_are_served")
+    admin = {"test_fallback_answers_while_the_breaker_is_open",
+             "test_breaker_half_opens_and_closes_after_its_timeout_once_the_fault_is_gone",
+             "test_hanging_upstream_gets_the_fallback_or_503_never_a_hang"}
+    assert admin <= set(cases), sorted(cases)
+    for name in admin:
+        assert cases[name].outcome == "skipped" and "no [service] admin_token" in cases[name].message, cases[name]
+    routing = cases["test_reads_are_served_by_replicas_and_writes_by_the_primary"]
+    assert routing.outcome == "passed", routing
+
+
+def test_a_role_that_may_not_pause_replay_skips_the_health_and_lag_checks(lab, tmp_path):
+    """The service's own role `app` reaches every node but was granted no replay control."""
+    text = lab.config_path.read_text()
+    config = lab.dir / "app-role.toml"
+    config.write_text(text.replace("postgresql://monitor@", "postgresql://app@"))
+    assert config.read_text() != text
+    cases = run_suite(config, tmp_path, "-k", "paused_replica or lag_grows or reads_are_served")
+    for name in ("test_paused_replica_leaves_the_read_set_and_returns_after_resume",
+                 "test_replica_lag_grows_while_replay_is_paused_and_reads_move_away"):
+        assert cases[name].outcome == "skipped" and "may not pause replay" in cases[name].message, cases[name]
+    routing = cases["test_reads_are_served_by_replicas_and_writes_by_the_primary"]
+    assert routing.outcome == "passed", routing
