@@ -262,7 +262,7 @@ class SuiteRun:
             self._dropped += 1
         self._queue.put_nowait(line)
         if self.on_line:
-            self.on_line(line)
+            self._call(self.on_line, line)
         if self.spec.kind is SuiteKind.LOCUST:
             rps = locust_current_rps(line)
             if rps is not None:
@@ -293,7 +293,14 @@ class SuiteRun:
 
     def _progress_changed(self) -> None:
         if self.on_progress:
-            self.on_progress(self.progress)
+            self._call(self.on_progress, self.progress)
+
+    @staticmethod
+    def _call(callback: Callable, value: object) -> None:
+        # A consumer's bug must not stop the output being read: the suite would block on a
+        # full pipe and end as a TIMEOUT that has nothing to do with the stack.
+        with contextlib.suppress(Exception):
+            callback(value)
 
     # ------------------------------------------------------------------ result
 
