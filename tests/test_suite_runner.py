@@ -140,6 +140,16 @@ def test_pytest_without_report_or_with_a_crash_exit_is_error_with_its_last_lines
     assert empty.verdict is Verdict.ERROR and "no tests" in empty.reason
 
 
+def test_a_pytest_run_that_skipped_every_test_is_no_answer_not_a_pass(tmp_path):
+    skipped = tmp_path / "skipped.xml"
+    skipped.write_text('<testsuites><testsuite name="p"><testcase classname="m" name="t" time="0.1">'
+                       '<skipped type="pytest.skip" message="no admin endpoint">m.py:3</skipped></testcase>'
+                       '</testsuite></testsuites>')
+    result = _judge(_spec(), returncode=0, junit_path=skipped)
+    assert result.verdict is Verdict.ERROR and "every test was skipped" in result.reason
+    assert result.counts.skipped == 1
+
+
 def test_timeout_and_cancel_win_over_whatever_the_run_left():
     assert _judge(_spec(), returncode=1, junit_path=JUNIT, ending=Verdict.TIMEOUT).verdict is Verdict.TIMEOUT
     cancelled = _judge(_spec(SuiteKind.COMMAND), returncode=0, ending=Verdict.CANCELLED)

@@ -42,6 +42,8 @@ def _pytest_verdict(code: int | None, junit: Path | None) -> tuple[Verdict, str 
         return Verdict.FAILED, f"{report.counts.failed} failed, {report.counts.errors} errors", report
     if report.counts.total == 0:
         return Verdict.ERROR, "no tests ran", report
+    if report.counts.passed == 0:   # a suite that skipped everything checked nothing: not a pass
+        return Verdict.ERROR, f"every test was skipped ({report.counts.skipped}): nothing was checked", report
     return Verdict.PASSED, None, report
 
 
