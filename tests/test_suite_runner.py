@@ -44,6 +44,8 @@ def test_junit_counts_and_failing_cases_from_a_real_pytest_report():
     assert not by_name["test_mixed::test_breaker_opens_after_failures"].error
     assert by_name["test_mixed::test_cache_layers_answer"].error
     assert "refused the connection" in by_name["test_mixed::test_cache_layers_answer"].message
+    assert [(k.name, k.reason) for k in report.skips] == [("test_mixed::test_websocket_batching",
+                                                           "the stack exposes no batcher")]
 
 
 def test_junit_failure_messages_are_redacted_and_one_line():
@@ -179,7 +181,7 @@ def test_result_json_is_the_documented_contract():
     result = _judge(_spec(), returncode=1, junit_path=JUNIT)
     doc = json.loads(json.dumps(result.to_json(), allow_nan=False))
     assert set(doc) == {"suite", "kind", "verdict", "reason", "started_at", "finished_at", "duration_s",
-                        "exit_code", "counts", "failures", "requests", "requests_total", "tail"}
+                        "exit_code", "counts", "failures", "skips", "requests", "requests_total", "tail"}
     assert doc["counts"] == {"passed": 2, "failed": 1, "skipped": 1, "errors": 1}
     assert doc["started_at"] == "2023-11-14T22:13:20Z" and doc["verdict"] == "FAILED" and doc["kind"] == "pytest"
     assert {"name", "message", "duration_s", "error"} == set(doc["failures"][0])

@@ -128,6 +128,8 @@ def print_summary(result: SuiteResult, stream=None) -> None:
     for failure in result.failures:
         word = "ERROR" if failure.error else "FAILED"
         print(f"  {word} {failure.name} ({failure.duration_s:.2f} s): {failure.message}", file=out)
+    for skip in result.skips:
+        print(f"  SKIPPED {skip.name}: {skip.reason}", file=out)
     for stats in result.requests + ((result.requests_total,) if result.requests_total else ()):
         print(f"  {stats.method or 'all':<6} {stats.name}: {stats.requests} requests, {stats.failures} failures "
               f"({stats.failure_rate:.1%}), {stats.rps:.1f} req/s, p50 {_ms(stats.p50_ms)}, "

@@ -88,6 +88,7 @@ def judge(spec: SuiteSpec, *, returncode: int | None, ending: Verdict | None, ti
         finished_at=started_at + duration_s, duration_s=duration_s, exit_code=returncode,
         reason=safe_message(reason, 300) if reason else None,
         counts=report.counts if report else Counts(), failures=report.failures if report else (),
+        skips=report.skips if report else (),
         requests=parsed[0] if parsed else (), requests_total=parsed[1] if parsed else None,
         tail=tail)
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dashboard.redact import safe_message, sanitize
-from dashboard.suites.results import CaseFailure, Counts, RequestStats
+from dashboard.suites.results import CaseFailure, CaseSkip, Counts, RequestStats
 
 # A report larger than this is not a test report we can use (and would cost memory).
 MAX_REPORT_BYTES = 32 * 1024 * 1024
-MAX_FAILURES = 200            # failing cases kept; the counts still count them all
+MAX_FAILURES = 200            # failing (and skipped) cases kept; the counts still count them all
 MESSAGE_LIMIT = 300
 
 
@@ -42,6 +42,7 @@ _XML_ESCAPED = re.compile(r"#x([0-9A-Fa-f]{2})")
 class JunitReport:
     counts: Counts
     failures: tuple[CaseFailure, ...]
+    skips: tuple[CaseSkip, ...] = ()
 
 
 def _read_bounded(path: Path) -> bytes | None:
@@ -91,6 +92,7 @@ def parse_junit(path: Path) -> JunitReport | None:
         return None
     passed = failed = skipped = errors = 0
     failures: list[CaseFailure] = []
+    skips: list[CaseSkip] = []
     for case in root.iter("testcase"):
         outcome_errors = case.findall("error")
         outcome_failures = case.findall("failure")
@@ -101,11 +103,13 @@ def parse_junit(path: Path) -> JunitReport | None:
                 if len(failures) < MAX_FAILURES:
                     failures.append(CaseFailure(_case_name(case), _message(outcome), _seconds(case.get("time")),
                                                 error=outcome.tag == "error"))
-        elif case.find("skipped") is not None:
+        elif (skip := case.find("skipped")) is not None:
             skipped += 1
+            if len(skips) < MAX_FAILURES:
+                skips.append(CaseSkip(_case_name(case), _message(skip)))
         else:
             passed += 1
-    return JunitReport(Counts(passed, failed, skipped, errors), tuple(failures))
+    return JunitReport(Counts(passed, failed, skipped, errors), tuple(failures), tuple(skips))
 
 
 # ------------------------------------------------------------------ Locust

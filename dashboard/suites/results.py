@@ -69,6 +69,14 @@ class CaseFailure:
 
 
 @dataclass(frozen=True)
+class CaseSkip:
+    """One skipped test case and why: a check the stack could not take is said, not hidden."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RequestStats:
     """One row of Locust's `<prefix>_stats.csv`: one request kind, or the aggregate."""
 
@@ -99,6 +107,7 @@ class SuiteResult:
     reason: str | None = None         # one line: why it is not PASSED (or a note)
     counts: Counts = Counts()
     failures: tuple[CaseFailure, ...] = ()
+    skips: tuple[CaseSkip, ...] = ()
     requests: tuple[RequestStats, ...] = ()     # Locust: per request kind
     requests_total: RequestStats | None = None  # Locust: its "Aggregated" row
     tail: tuple[str, ...] = field(default=(), repr=False)   # last lines of output
@@ -122,6 +131,7 @@ class SuiteResult:
                        "skipped": self.counts.skipped, "errors": self.counts.errors},
             "failures": [{"name": f.name, "message": f.message, "duration_s": round(f.duration_s, 3),
                           "error": f.error} for f in self.failures],
+            "skips": [{"name": k.name, "reason": k.reason} for k in self.skips],
             "requests": [_stats_json(r) for r in self.requests],
             "requests_total": _stats_json(self.requests_total) if self.requests_total else None,
             "tail": list(self.tail),

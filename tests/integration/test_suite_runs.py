@@ -267,6 +267,7 @@ def test_suite_run_exit_codes_and_json(tmp_path, write_config):
     assert doc["counts"] == {"passed": 2, "failed": 1, "skipped": 1, "errors": 0}
     assert [f["name"] for f in doc["failures"]] == ["demo.test_demo::test_fails"]   # demo/ is a package
     assert "line 1999" in failed.err       # live output on stderr, stdout is the JSON only
+    assert doc["skips"] == [{"name": "demo.test_demo::test_skipped", "reason": "nothing to check here"}]
 
     crashed = run_cli("suite", "run", "crashy", "--config", str(cfg))
     assert crashed.code == 2 and "ERROR" in crashed.out and "boom in conftest" in crashed.out
