@@ -121,6 +121,11 @@ class SuiteRun:
         return Progress(elapsed, self._done, self._total, self.spec.run_time_s, self._rps)
 
     @property
+    def dropped_lines(self) -> int:
+        """Lines `lines()` dropped, oldest first, because nobody read them in time."""
+        return self._dropped
+
+    @property
     def result(self) -> SuiteResult | None:
         return self._result
 
