@@ -117,7 +117,8 @@ class SuiteRun:
 
     @property
     def progress(self) -> Progress:
-        elapsed = time.monotonic() - self._started_mono if self._started_mono else 0.0
+        end = self._result.duration_s + self._started_mono if self._result else time.monotonic()
+        elapsed = end - self._started_mono if self._started_mono else 0.0
         return Progress(elapsed, self._done, self._total, self.spec.run_time_s, self._rps)
 
     @property
