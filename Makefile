@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 		echo "make: cannot create a venv: apt-get install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,lab]'
+	$(BIN)/python -m pip install -q -e '.[test,lab,suites]'
 	$(BIN)/python -m compileall -q dashboard widgets >/dev/null
 	@touch $(STAMP)
 

@@ -1,4 +1,4 @@
-"""Entry point: `scaledash [check|config check|lab|demo]`.
+"""Entry point: `scaledash [check|config check|suite list|suite run|lab|demo]`.
 
 Every path ends in an exit code and at most a few clean lines: config problems are
 `config error: <path>: <reason>` with exit 3, and anything unexpected goes through
@@ -45,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_check = cfg_sub.add_parser("check", help="validate the config without connecting")
     cfg_check.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
 
+    suite = sub.add_parser("suite", help="list and run the stack's test suites (shipped and [[suite]])")
+    suite_sub = suite.add_subparsers(dest="suite_command")
+    suite_list = suite_sub.add_parser("list", help="every suite: name, kind, source, description")
+    suite_list.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    suite_run = suite_sub.add_parser("run", help="run one suite; exit 0 passed, 1 failed, 2 no answer, 3 could not run")
+    suite_run.add_argument("name", help="the suite's name (see `scaledash suite list`)")
+    suite_run.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    suite_run.add_argument("--junit", help="also write pytest's JUnit XML report here (pytest suites)")
+    suite_run.add_argument("--json", action="store_true", help="print the parsed result as JSON on stdout")
+    suite_run.add_argument("--timeout", dest="suite_timeout",
+                           help="stop the suite after this long, e.g. 10m (default: the suite's own)")
+
     lab = sub.add_parser("lab", help="the local lab: a real stack to watch, test and drill")
     lab.add_argument("action", choices=("up", "down", "status"))
     lab.add_argument("--dir", default=None, help="lab state directory (default ./.lab)")
@@ -80,12 +92,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"config ok: {cfg.path}: {cfg.target_count} targets, {len(cfg.suites)} suites, "
           f"interval {cfg.interval:g}s, timeout {cfg.timeout:g}s")
     print(f"dashboard name: {safe_message(cfg.name, 80)}")
-    # Accepted but not run by this version: listed, so a user sees what was read and that
-    # nothing will act on it yet.
+    from dashboard.suites.catalog import configured_suite
+
     for suite in cfg.suites:
         cwd = f" (in {safe_message(suite.cwd, 120)})" if suite.cwd else ""
-        print(f"suite {suite.name}: {safe_message(' '.join(suite.command), 200)}{cwd}: "
-              "listed only, this version does not run suites")
+        print(f"suite {safe_message(suite.name, 80)}: {safe_message(' '.join(suite.command), 200)}{cwd}: "
+              f"{configured_suite(suite).kind.value}, run with `scaledash suite run {safe_message(suite.name, 80)}`")
     for name in cfg.drill_names:
         print(f"drill {safe_message(name, 80)}: disabled, this version does not run drills")
     return 0
@@ -156,6 +168,14 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.config_command != "check":
             raise UsageError("usage: scaledash config check [--config FILE]")
         return cmd_config_check(args)
+    if args.command == "suite":
+        from dashboard.suites import cli as suite_cli
+
+        if args.suite_command == "list":
+            return suite_cli.cmd_list(args, load_config)
+        if args.suite_command == "run":
+            return suite_cli.cmd_run(args, load_config)
+        raise UsageError("usage: scaledash suite list | scaledash suite run NAME [--json] [--junit PATH]")
     if args.command in ("lab", "demo"):
         return cmd_lab(args)
     return cmd_dashboard(args)

@@ -283,9 +283,9 @@ def test_suites_are_listed_by_config_check_and_the_t_key(write_config):
     result = run_cli("config", "check", "--config", str(write_config(text)))
     assert result.code == 0, result.text
     assert "2 suites" in result.out
-    assert ("suite integration: pytest -q tests/integration (in /srv/app): listed only, "
-            "this version does not run suites") in result.out
-    assert "suite smoke: ./smoke.sh: listed only" in result.out
+    assert ("suite integration: pytest -q tests/integration (in /srv/app): pytest, "
+            "run with `scaledash suite run integration`") in result.out
+    assert "suite smoke: ./smoke.sh: command, run with `scaledash suite run smoke`" in result.out
     messages = asyncio.run(_key_messages(text, "t"))
     assert any("suites" in m and "configured: integration, smoke" in m for m in messages), messages
     assert not any("configured" in m for m in asyncio.run(_key_messages("", "t")))
