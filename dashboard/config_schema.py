@@ -8,6 +8,7 @@ ConfigError listing every problem.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -19,8 +20,10 @@ from dashboard import redact
 from dashboard.config_types import (
     CacheTarget,
     CdnTarget,
+    SHAPE_TYPES,
     Config,
     ConfigError,
+    EdgeContract,
     EdgeTarget,
     ReplicaTarget,
     Secret,
@@ -223,11 +226,14 @@ _SECTION_KEYS = {
     "cache": {"name", "url", "password", "insecure", "min_hit_rate", "interval"},
     "source": {"name", "scrape", "prometheus", "preset", "username", "password", "rate_window", "job",
                "insecure", "interval", "min_hit_rate"},
-    "edge": {"name", "url", "method", "expect_status", "headers", "insecure", "interval"},
+    "edge": {"name", "url", "method", "expect_status", "headers", "insecure", "interval", "contract"},
     "cdn": {"name", "url", "headers", "insecure", "interval"},
     "suite": {"name", "command", "cwd"},
 }
 _SERVICE_KEYS = {"url", "admin_token"}
+_CONTRACT_KEYS = {"content_type", "body", "latency_ms", "samples", "request_body"}
+# Sub-tables of a section with keys of their own, by key path (the config-keys walk reads it).
+_NESTED_KEYS = {"edge.contract": _CONTRACT_KEYS}
 _TOP_KEYS = {"name", "interval", "timeout", "thresholds", "drill", "service", *_SECTION_KEYS}
 
 
@@ -328,10 +334,73 @@ def _edge(c: _Checker, p: str, t: dict) -> EdgeTarget | None:
         c.fail(f"{p}.expect_status", "must be an HTTP status between 100 and 599", expect)
     headers = _headers(c, p, t)
     insecure = _insecure(c, p, t, url, ("https",))
+    contract = _contract(c, f"{p}.contract", t, method)
     if not url:
         return None
     return EdgeTarget(name=t.get("name", ""), url=url, method=method, expect_status=expect,
-                      headers=headers, insecure=insecure)
+                      headers=headers, insecure=insecure, contract=contract)
+
+
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*")
+_MAX_SAMPLES = 100
+_MAX_BUDGET_MS = 60_000
+
+
+def _contract(c: _Checker, p: str, edge: dict, method: str) -> EdgeContract | None:
+    """`[edge.contract]`: what the shipped `edge` suite checks in each answer of the function."""
+    if "contract" not in edge:
+        return None
+    t = c.table(p, edge["contract"], _CONTRACT_KEYS)
+    content_type = c.get(t, p, "content_type", str)
+    if content_type is not None and not _MEDIA_TYPE.fullmatch(content_type):
+        c.fail(f"{p}.content_type", 'expected a media type such as "application/json" (no parameters)',
+               content_type)
+        content_type = None
+    body = _shape(c, f"{p}.body", t["body"]) if "body" in t else None
+    latency = c.get(t, p, "latency_ms", (int, float))
+    if latency is not None and not 0 < latency <= _MAX_BUDGET_MS:   # `not` also refuses NaN
+        c.fail(f"{p}.latency_ms", f"must be more than 0 and at most {_MAX_BUDGET_MS} (a minute)", latency)
+        latency = None
+    samples = c.get(t, p, "samples", int, 5)
+    if not 1 <= samples <= _MAX_SAMPLES:
+        c.fail(f"{p}.samples", f"must be from 1 to {_MAX_SAMPLES}", samples)
+        samples = 5
+    request_body = t.get("request_body")
+    if request_body is not None and method not in ("POST", "PUT"):
+        c.fail(f"{p}.request_body", f"only applies to method POST or PUT ({method} sends no body)",
+               show_value=False)
+    elif request_body is not None and not _is_json(request_body):
+        c.fail(f"{p}.request_body", "expected JSON: tables, arrays, strings, numbers, booleans (no dates)",
+               show_value=False)
+    return EdgeContract(content_type=content_type.lower() if content_type else None, body=body,
+                        latency_ms=float(latency) if latency is not None else None, samples=samples,
+                        request_body=request_body)
+
+
+def _shape(c: _Checker, path: str, value: Any) -> Any:
+    """A body shape: a type word, a table of required keys and their shapes, or `[shape]`."""
+    if isinstance(value, str):
+        if value not in SHAPE_TYPES:
+            c.fail(path, f"unknown type; expected one of {', '.join(SHAPE_TYPES)}, a table or a one-item array",
+                   value)
+        return value
+    if isinstance(value, dict):
+        return {key: _shape(c, _key_path(path, key), inner) for key, inner in value.items()}
+    if isinstance(value, list) and len(value) == 1:
+        return [_shape(c, f"{path}[0]", value[0])]
+    if isinstance(value, list):
+        c.fail(path, 'an array shape names its items\' shape once, such as ["number"]', value)
+        return value
+    c.fail(path, "expected a type such as \"string\", a table of keys or a one-item array", value)
+    return value
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _cdn(c: _Checker, p: str, t: dict) -> CdnTarget | None:

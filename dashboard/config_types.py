@@ -10,6 +10,7 @@ chokepoint the moment they are read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from dashboard import redact
 
@@ -108,6 +109,26 @@ class SourceTarget:
     min_hit_rate: float | None = None     # floor for the cache rows found in this source
 
 
+# The JSON types a contract's `body` may name; a table is an object with those keys,
+# a one-item array (`["number"]`) an array whose every item has that shape.
+SHAPE_TYPES = ("string", "number", "integer", "boolean", "null", "object", "array", "any")
+
+
+@dataclass(frozen=True)
+class EdgeContract:
+    """What the shipped `edge` suite checks in each answer of one function (`[edge.contract]`).
+
+    `body` and `request_body` are plain TOML values (tables, arrays, strings), left out of
+    the hash so the target stays hashable.
+    """
+
+    content_type: str | None = None         # media type, parameters (charset) ignored
+    body: Any = field(default=None, hash=False)           # a shape: type word, table or [shape]
+    latency_ms: float | None = None          # p95 budget over `samples` calls; None: the config's timeout
+    samples: int = 5
+    request_body: Any = field(default=None, hash=False)   # JSON sent with POST or PUT
+
+
 @dataclass(frozen=True)
 class EdgeTarget:
     name: str
@@ -116,6 +137,7 @@ class EdgeTarget:
     expect_status: int = 200
     headers: tuple[tuple[str, str | Secret], ...] = ()
     insecure: bool = False
+    contract: EdgeContract | None = None     # None: the edge suite checks status and latency only
 
 
 @dataclass(frozen=True)

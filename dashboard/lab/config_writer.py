@@ -5,6 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 
+# The lab's functions (dashboard/lab/service/edge.py) and the contract each keeps. The
+# budgets leave room for a loaded laptop: a lab function answers in milliseconds, and
+# the `latency_ms` fault (seconds) is what the edge suite must see missed.
+_EDGE_FUNCTIONS = (
+    ("hello", "POST", '''content_type = "application/json"
+body = { message = "string" }
+request_body = { name = "scaledash" }
+latency_ms = 1000
+samples = 5
+'''),
+    ("resize", "GET", '''content_type = "application/json"
+body = { width = "integer", height = "integer", sha256 = "string" }
+latency_ms = 2000
+samples = 5
+'''),
+)
+
+
 def _replica(name: str, port: int, secret: Path) -> str:
     return f'''
 [[replica]]
@@ -67,13 +85,14 @@ job = "{job}"
 interval = "5s"           # PromQL rates span 1 m: asking every second buys nothing
 ''' + ("min_hit_rate = 0.0        # the same second-layer Redis as [[cache]] \"redis\" above\n"
        if job == "redis" else ""))
-    for function, method in (("hello", "POST"), ("resize", "GET")):
+    for function, method, contract in _EDGE_FUNCTIONS:
         parts.append(f'''
 [[edge]]
 name = "{function}"
 url = "{service}/functions/v1/{function}"
 method = "{method}"
-''')
+[edge.contract]           # what `scaledash suite run edge` checks in each answer
+{contract}''')
     parts.append(f'''
 [[cdn]]
 name = "static"

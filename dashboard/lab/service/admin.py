@@ -1,7 +1,8 @@
 """Admin endpoints under /admin/, guarded by `Authorization: Bearer <admin_token>`.
 
-POST /admin/faults sets edge function faults, passes upstream faults through to
-the upstream's own admin endpoint, and flips the service's switches (SWITCHES);
+POST /admin/faults sets edge function faults (latency, error rate, a 200 answer of
+the wrong shape), passes upstream faults through to the upstream's own admin
+endpoint, and flips the service's switches (SWITCHES);
 GET /admin/state shows the routing table, breaker states, healthy replicas and the
 switches.  The token is compared in constant time and never logged or echoed.
 
@@ -110,8 +111,8 @@ class AdminHandlers:
                                                '"switches": {...}}'}, status=400)
         edge = body.get("edge") or {}
         if not isinstance(edge, dict) or not all(isinstance(v, dict) for v in edge.values()):
-            return web.json_response({"error": '"edge" must map function names to {latency_ms, error_rate}'},
-                                     status=400)
+            return web.json_response(
+                {"error": '"edge" must map function names to {latency_ms, error_rate, wrong_shape}'}, status=400)
         try:
             for name, values in edge.items():
                 self._service.edge.set_fault(name, values)

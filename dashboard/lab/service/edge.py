@@ -3,7 +3,9 @@
 `hello` greets (GET ?name= or POST {"name": ...}); `resize` does real CPU work (a
 box-filter downscale of a generated image, in a worker thread so the event loop
 keeps serving).  Each function has an adjustable latency and error rate, set by
-POST /admin/faults, so drills can degrade one function and watch the dashboard.
+POST /admin/faults, so drills can degrade one function and watch the dashboard, and
+a `wrong_shape` switch: its answers stay 200 but come wrapped in `{"data": ...}`, the
+deploy that renames a field, which only a contract on the body (the `edge` suite) sees.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ MAX_LATENCY_MS = 10_000
 MAX_SIDE = 256
 # Resizes run in threads; two at once is plenty on a 2-core machine and bounds the queue.
 RESIZE_SLOTS = 2
+FAULT_KEYS = {"latency_ms", "error_rate", "wrong_shape"}
 
 
 @dataclass
 class Fault:
     latency_ms: float = 0.0
     error_rate: float = 0.0
+    wrong_shape: bool = False
 
 
 def _hello(params: dict) -> dict:
@@ -65,14 +69,19 @@ class EdgeFunctions:
         """Update one function's fault; raises ValueError (a message for the caller) when invalid."""
         if name not in self.faults:
             raise ValueError(f"unknown edge function {name!r}")
+        if not set(values) <= FAULT_KEYS:
+            raise ValueError(f"an edge fault sets some of {', '.join(sorted(FAULT_KEYS))}")
         fault = self.faults[name]
         latency = values.get("latency_ms", fault.latency_ms)
         rate = values.get("error_rate", fault.error_rate)
+        wrong_shape = values.get("wrong_shape", fault.wrong_shape)
         if not isinstance(latency, (int, float)) or isinstance(latency, bool) or not 0 <= latency <= MAX_LATENCY_MS:
             raise ValueError(f"latency_ms must be a number from 0 to {MAX_LATENCY_MS}")
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
             raise ValueError("error_rate must be a number from 0 to 1")
-        fault.latency_ms, fault.error_rate = float(latency), float(rate)
+        if not isinstance(wrong_shape, bool):
+            raise ValueError("wrong_shape must be true or false")
+        fault.latency_ms, fault.error_rate, fault.wrong_shape = float(latency), float(rate), wrong_shape
         return fault
 
     def state(self) -> dict:
@@ -86,6 +95,8 @@ class EdgeFunctions:
             return web.json_response({"error": f"no edge function {name[:64]!r}"}, status=404)
         started = time.perf_counter()
         status, body = await self._invoke(name, function, request)
+        if status == 200 and self.faults[name].wrong_shape:
+            body = {"data": body}
         self._metrics.edge_invocations.labels(name, str(status)).inc()
         self._metrics.edge_duration.labels(name).observe(time.perf_counter() - started)
         return web.json_response(body, status=status)
