@@ -159,7 +159,7 @@ def _start_http_server() -> tuple[HttpServer, Callable[[], None]]:
         if handler is None:
             return web.Response(status=404, text="not found")
         info = {"method": request.method, "headers": dict(request.headers), "query": dict(request.query),
-                "path": request.path}
+                "path": request.path, "body": await request.read()}
         result = handler(info)
         if asyncio.iscoroutine(result):
             result = await result

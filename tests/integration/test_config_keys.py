@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import ssl
 import subprocess
 import sys
@@ -78,6 +79,12 @@ CHECKS = {
     "edge.headers": "test_edge_and_cdn_headers_arrive_with_references_resolved",
     "edge.insecure": "test_insecure_lets_a_self_signed_tls_server_pass",
     "edge.interval": "test_each_targets_own_interval_sets_its_next_probe",
+    "edge.contract": "test_edge_contract_is_what_the_edge_suite_checks_the_shape_against",
+    "edge.contract.content_type": "test_edge_contract_body_and_content_type_judge_each_answers_shape",
+    "edge.contract.body": "test_edge_contract_body_and_content_type_judge_each_answers_shape",
+    "edge.contract.latency_ms": "test_edge_contract_latency_ms_and_samples_set_the_budget_and_the_calls",
+    "edge.contract.samples": "test_edge_contract_latency_ms_and_samples_set_the_budget_and_the_calls",
+    "edge.contract.request_body": "test_edge_contract_request_body_is_sent_as_json",
     "cdn.name": "test_cdn_url_reads_hit_or_miss_as_the_named_row",
     "cdn.url": "test_cdn_url_reads_hit_or_miss_as_the_named_row",
     "cdn.headers": "test_edge_and_cdn_headers_arrive_with_references_resolved",
@@ -113,6 +120,7 @@ def accepted_keys(monkeypatch) -> set[str]:
     keys |= {f"service.{key}" for key in config_schema._SERVICE_KEYS}
     keys |= {f"{section}.{key}" for section, names in sections.items() for key in names}
     keys |= {f"thresholds.{key}" for key in _threshold_keys(monkeypatch)}
+    keys |= {f"{table}.{key}" for table, names in config_schema._NESTED_KEYS.items() for key in names}
     return keys
 
 
@@ -126,7 +134,7 @@ def test_every_accepted_key_has_a_check_that_shows_it_acting(monkeypatch):
     module = sys.modules[__name__]
     missing = {key: name for key, name in CHECKS.items() if not callable(getattr(module, name, None))}
     assert not missing, f"checks named but not written: {missing}"
-    assert {"thresholds.cache_hit_rate", "source.job", "drill"} <= accepted   # the walk sees every level
+    assert {"thresholds.cache_hit_rate", "source.job", "drill", "edge.contract.body"} <= accepted  # every level
     for key, file in ELSEWHERE.items():
         path = ROOT / file
         assert path.exists(), f"{key} is said to be checked in {file}, which does not exist"
@@ -544,6 +552,109 @@ def test_edge_and_cdn_headers_arrive_with_references_resolved(http, monkeypatch,
     for seen in (edge_seen, cdn_seen):
         assert seen[-1]["headers"]["X-Tenant"] == "acme"
         assert seen[-1]["headers"]["Authorization"] == "Bearer walk-token-9f2"
+
+
+# ------------------------------------------------------------------ [edge.contract] (the edge suite)
+
+def _contracted(http, contract: dict | None, **edge) -> tuple:
+    """The `hello` target with `contract`, and its answers as the edge suite calls it."""
+    from dashboard.suites.shipped.edge.contract import call_samples
+
+    fields = {"name": "hello", "url": http.url("/functions/v1/hello"), **edge}
+    cfg = validate({"interval": "1s", "edge": [{**fields, **({"contract": contract} if contract else {})}]})
+    target = cfg.edges[0]
+    return target, call_samples(target, cfg.timeout)
+
+
+def _json_route(http, path: str, body: object, content_type: str = "application/json", delay: float = 0.0):
+    async def handler(request: dict):
+        await asyncio.sleep(delay)
+        return 200, {"Content-Type": content_type}, json.dumps(body).encode()
+    http.routes[path] = handler
+
+
+def test_edge_contract_body_and_content_type_judge_each_answers_shape(http):
+    from dashboard.suites.shipped.edge.contract import answer_problems
+
+    def problems(contract: dict | None) -> list[str]:
+        target, answers = _contracted(http, contract)
+        return [p for a in answers for p in answer_problems(target.contract or _no_contract(), a)]
+
+    _json_route(http, "/functions/v1/hello", {"data": {"message": "hi"}, "items": [1, "two"]})
+    body = {"message": "string", "items": ["number"]}
+    wrapped = problems({"body": body})
+    assert "body.message: missing (keys there: data, items)" in wrapped
+    assert "body.items[1]: expected number, got string" in wrapped
+    assert problems(None) == [] and problems({"content_type": "application/json"}) == []
+    _json_route(http, "/functions/v1/hello", {"message": "hi", "items": [1, 2.5]}, content_type="text/plain")
+    assert problems({"body": body}) == []
+    assert set(problems({"content_type": "application/json"})) == {
+        "content type text/plain (expected application/json)"}
+    # Type words are a closed list, and every problem names its key path.
+    assert _problems({"edge": [{"name": "f", "url": "http://127.0.0.1:1/f",
+                                "contract": {"body": {"n": {"deep": "strnig"}, "list": ["a", "b"]},
+                                             "content_type": "json"}}]}) == [
+        'edge[0].contract.content_type: expected a media type such as "application/json" (no parameters) '
+        "(got 'json')",
+        "edge[0].contract.body.n.deep: unknown type; expected one of string, number, integer, boolean, null, "
+        "object, array, any, a table or a one-item array (got 'strnig')",
+        "edge[0].contract.body.list: an array shape names its items' shape once, such as [\"number\"] "
+        "(got ['a', 'b'])"]
+
+
+def _no_contract():
+    from dashboard.config_types import EdgeContract
+
+    return EdgeContract()
+
+
+def test_edge_contract_latency_ms_and_samples_set_the_budget_and_the_calls(http):
+    from dashboard.suites.shipped.edge.contract import budget_ms, percentile
+
+    _json_route(http, "/functions/v1/hello", {"message": "hi"}, delay=0.15)
+    http.hits.clear()
+    target, answers = _contracted(http, {"samples": 3})
+    assert http.hits["/functions/v1/hello"] == 4 and [a.timed for a in answers] == [False, True, True, True]
+    target, answers = _contracted(http, None)
+    assert http.hits["/functions/v1/hello"] == 4 + 6                       # default: 5 timed calls
+    p95 = percentile([a.elapsed_ms for a in answers if a.timed], 0.95)
+    assert p95 >= 150 and budget_ms(target, 0.8) == 800.0               # default: the config's timeout
+    tight, _ = _contracted(http, {"latency_ms": 100, "samples": 1})
+    assert budget_ms(tight, 0.8) == 100.0 < p95                           # the same function, now too slow
+    assert _problems({"edge": [{"name": "f", "url": "http://127.0.0.1:1/f",
+                                "contract": {"latency_ms": 0, "samples": 1000}}]}) == [
+        "edge[0].contract.latency_ms: must be more than 0 and at most 60000 (a minute) (got 0)",
+        "edge[0].contract.samples: must be from 1 to 100 (got 1000)"]
+
+
+def test_edge_contract_request_body_is_sent_as_json(http):
+    seen = _recording(http, "/functions/v1/hello", body=b'{"message": "hi"}')
+    _contracted(http, {"samples": 1}, method="POST")
+    assert seen[-1]["body"] == b"" and "Content-Type" not in seen[-1]["headers"]
+    _contracted(http, {"samples": 1, "request_body": {"name": "scaledash", "n": [1, 2]}}, method="POST")
+    assert json.loads(seen[-1]["body"]) == {"name": "scaledash", "n": [1, 2]}
+    assert seen[-1]["headers"]["Content-Type"] == "application/json"
+    assert _problems({"edge": [{"name": "f", "url": "http://127.0.0.1:1/f",
+                                "contract": {"request_body": {"name": "x"}}}]}) == [
+        "edge[0].contract.request_body: only applies to method POST or PUT (GET sends no body)"]
+
+
+def test_edge_contract_is_what_the_edge_suite_checks_the_shape_against(http, write_config):
+    _json_route(http, "/functions/v1/hello", {"message": "hi"})
+    edge = f'[[edge]]\nname = "hello"\nurl = "{http.url("/functions/v1/hello")}"\n'
+    shape = "test_edge_functions::test_function_answers_the_shape_its_contract_declares[hello]"
+    bare = json.loads(run_cli("suite", "run", "edge", "--json", "--config", str(write_config(edge, "bare.toml"))).out)
+    assert bare["verdict"] == "PASSED" and bare["counts"]["skipped"] == 1, bare
+    assert [s["name"] for s in bare["skips"]] == [shape]
+    assert "no [edge.contract] content_type or body" in bare["skips"][0]["reason"]
+    contract = edge + '[edge.contract]\nbody = { message = "string" }\n'
+    checked = json.loads(run_cli("suite", "run", "edge", "--json", "--config",
+                                 str(write_config(contract, "contract.toml"))).out)
+    assert checked["verdict"] == "PASSED" and checked["counts"] == {"passed": 3, "failed": 0, "skipped": 0,
+                                                                    "errors": 0}, checked
+    wrong = contract.replace('"string"', '"integer"')
+    failed = run_cli("suite", "run", "edge", "--json", "--config", str(write_config(wrong, "wrong.toml")))
+    assert failed.code == 1 and [f["name"] for f in json.loads(failed.out)["failures"]] == [shape], failed.text
 
 
 def test_cdn_url_reads_hit_or_miss_as_the_named_row(http):
