@@ -357,6 +357,9 @@ def _contract(c: _Checker, p: str, edge: dict, method: str) -> EdgeContract | No
                content_type)
         content_type = None
     body = _shape(c, f"{p}.body", t["body"]) if "body" in t else None
+    if body is not None and method == "HEAD":
+        c.fail(f"{p}.body", "a HEAD answer has no body to check (use GET, or content_type alone)",
+               show_value=False)
     latency = c.get(t, p, "latency_ms", (int, float))
     if latency is not None and not 0 < latency <= _MAX_BUDGET_MS:   # `not` also refuses NaN
         c.fail(f"{p}.latency_ms", f"must be more than 0 and at most {_MAX_BUDGET_MS} (a minute)", latency)
