@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from dashboard import redact
 from dashboard.config_types import (
+    SHAPE_TYPES,
     CacheTarget,
     CdnTarget,
-    SHAPE_TYPES,
     Config,
     ConfigError,
     EdgeContract,
