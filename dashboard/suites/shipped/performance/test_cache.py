@@ -1,0 +1,96 @@
+"""The items cache on one fixed read workload: hit rate, p50 read time, queries saved.
+
+The workload reads a seeded set of catalogue items, each several times, in a seeded
+order, from a cold start for its keys as far as this suite knows (it does not warm
+them). The "on" side is the stack as it runs; the "off" side is the same reads with
+`cache_bypass` (every lookup misses, nothing is stored). Read time is timed at the
+client, over a lean HTTP client so that the instrument adds little of its own; hits
+are the service's `X-Cache` answers for these very reads; database reads are
+`db_queries_total{kind="read"}` over all nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from dashboard.suites.shipped.scaling.moves import node_reads
+from dashboard.suites.stack import require
+
+from .workload import TimingClient, catalogue_reads, p50_ms, pct, reduction, switch_admin
+
+KEYS, READS_PER_KEY = 30, 10
+HIT_RATE_TARGET = 0.80
+SPEED_UP_TARGET = 0.50
+
+
+@dataclass(frozen=True)
+class Side:
+    seconds: list[float]
+    hits: int
+    reads: int
+    db_reads: float
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.reads
+
+
+def _workload(stack) -> Side:
+    ids = catalogue_reads(KEYS, READS_PER_KEY)
+    client = TimingClient(stack)
+    before = sum(node_reads(stack).values())
+    try:
+        answers = [client.get(f"/items/{item_id}") for item_id in ids]
+    finally:
+        client.close()
+    db_reads = sum(node_reads(stack).values()) - before
+    missing = sorted({i for i, a in zip(ids, answers) if a.status == 404})
+    require(not missing, f"the stack has no items {missing[:5]}: the cache workload reads the seeded "
+                         "catalogue's ids 1..1000")
+    require(all(a.cache is not None for a in answers),
+            "the service sets no X-Cache header on item reads: hits cannot be counted")
+    return Side([a.seconds for a in answers], sum(a.cache != "MISS" for a in answers), len(ids), db_reads)
+
+
+@pytest.fixture(scope="module")
+def cached(stack) -> Side:
+    return _workload(stack)
+
+
+@pytest.fixture(scope="module")
+def bypassed(stack, cached) -> Side:
+    admin = switch_admin(stack, "cache_bypass", "the cache")
+    with admin.switched(cache_bypass=True):
+        return _workload(stack)
+
+
+def test_cache_hit_rate_is_over_80_percent_on_the_workload(cached, figures):
+    figures.report(f"cache: hit rate {pct(cached.hit_rate)} on {cached.reads} reads of {KEYS} items "
+                   f"(target > {pct(HIT_RATE_TARGET)})", cache_hit_rate=cached.hit_rate)
+    assert cached.hit_rate > HIT_RATE_TARGET, \
+        f"{cached.hits} of {cached.reads} reads of {KEYS} items hit the cache ({pct(cached.hit_rate)}); " \
+        f"target > {pct(HIT_RATE_TARGET)}"
+
+
+def test_cache_takes_the_p50_read_time_down_by_at_least_half(cached, bypassed, figures):
+    on, off = p50_ms(cached.seconds), p50_ms(bypassed.seconds)
+    down = reduction(on, off)
+    figures.report(f"cache: p50 read time {on:.2f} ms with the cache vs {off:.2f} ms bypassed "
+                   f"({cached.reads} reads a side): down {pct(down)} (target >= {pct(SPEED_UP_TARGET)})",
+                   cache_p50_read_ms_on=on, cache_p50_read_ms_off=off, cache_p50_reduction=down)
+    assert down >= SPEED_UP_TARGET, \
+        f"the cache took the p50 read time down by {pct(down)} ({on:.2f} ms with it vs {off:.2f} ms " \
+        f"bypassed); target >= {pct(SPEED_UP_TARGET)}"
+
+
+def test_cache_saves_the_database_most_of_the_workload_s_queries(cached, bypassed, figures):
+    saved = bypassed.db_reads - cached.db_reads
+    figures.report(f"cache: database reads {cached.db_reads:g} with the cache vs {bypassed.db_reads:g} bypassed: "
+                   f"{saved:g} queries saved on {cached.reads} reads",
+                   cache_db_reads_on=cached.db_reads, cache_db_reads_off=bypassed.db_reads, cache_db_reads_saved=saved)
+    # Each hit is a query the database did not run; allow for the background traffic's own.
+    assert saved >= 0.8 * cached.hits, \
+        f"the cache saved {saved:g} database reads ({cached.db_reads:g} with it vs {bypassed.db_reads:g} " \
+        f"bypassed) for {cached.hits} hits"
