@@ -48,13 +48,22 @@ def write_ids(count: int) -> list[int]:
     return rng("writes").sample(range(*WRITE_IDS), count)
 
 
+def find_switch(stack: Stack, switch: str, what: str) -> tuple[Admin | None, str]:
+    """(the admin client, "") when the service has `switch`; else (None, why the A/B cannot run)."""
+    admin, reason = stack.find_admin()
+    if admin is None:
+        return None, f"no A/B for {what}: {reason}; {LIVE_ONLY}"
+    switches = admin.state().get("switches") or {}
+    if switch not in switches:
+        return None, (f"no A/B for {what}: the service's /admin/state has no {switch!r} switch "
+                      f"(it has {sorted(switches)}); {LIVE_ONLY}")
+    return admin, ""
+
+
 def switch_admin(stack: Stack, switch: str, what: str) -> Admin:
     """The admin client when the service has `switch`; else skip, saying the A/B cannot run."""
-    admin, reason = stack.find_admin()
-    require(admin, f"no A/B for {what}: {reason}; {LIVE_ONLY}")
-    switches = admin.state().get("switches") or {}
-    require(switch in switches, f"no A/B for {what}: the service's /admin/state has no {switch!r} switch "
-                                f"(it has {sorted(switches)}); {LIVE_ONLY}")
+    admin, reason = find_switch(stack, switch, what)
+    require(admin, reason)
     return admin
 
 
