@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dashboard.suites.stack import require, wait_until
 
-from .workload import LIVE_ONLY, pct
+from .workload import BREAKER_OFF, LIVE_ONLY, pct
 
 REQUESTS = 200
 TARGET = 0.01
-OFF_SWITCHES = {"breaker_bypass": True, "quote_fallback": False}
 
 
 def _error_rate(stack) -> float:
@@ -28,8 +27,8 @@ def _off_switch(stack) -> tuple:
     admin, reason = stack.find_admin()
     require(admin, f"no A/B for the breakers: {reason}; {LIVE_ONLY}")
     switches = admin.state().get("switches") or {}
-    name = next((n for n in OFF_SWITCHES if n in switches), None)
-    require(name, f"no A/B for the breakers: the service's /admin/state has none of {sorted(OFF_SWITCHES)} "
+    name = next((n for n in BREAKER_OFF if n in switches), None)
+    require(name, f"no A/B for the breakers: the service's /admin/state has none of {sorted(BREAKER_OFF)} "
                   f"(it has {sorted(switches)}); {LIVE_ONLY}")
     return admin, name
 
@@ -41,14 +40,14 @@ def test_breakers_keep_the_error_rate_under_1_percent_while_the_upstream_fails(s
                lambda r: r.status_code == 200 and r.json().get("stale") is False, timeout=30)
     with admin.upstream_fault(failure_rate=1.0):
         with_breakers = _error_rate(stack)
-        with admin.switched(**{name: OFF_SWITCHES[name]}):
+        with admin.switched(**{name: BREAKER_OFF[name]}):
             without = _error_rate(stack)
     figures.report(f"breakers: error rate {pct(with_breakers)} with breakers vs {pct(without)} without "
-                   f"({name}={OFF_SWITCHES[name]}), {REQUESTS} requests a side while the upstream fails every "
+                   f"({name}={BREAKER_OFF[name]}), {REQUESTS} requests a side while the upstream fails every "
                    f"call (target < {pct(TARGET)})",
                    breakers_error_rate_on=with_breakers, breakers_error_rate_off=without)
     assert without >= 0.5, \
-        f"without breakers ({name}={OFF_SWITCHES[name]}) only {pct(without)} of requests failed while the " \
+        f"without breakers ({name}={BREAKER_OFF[name]}) only {pct(without)} of requests failed while the " \
         "upstream failed every call: the fault did not take, so the A/B measured nothing"
     assert with_breakers < TARGET, \
         f"while the upstream failed every call, {pct(with_breakers)} of {REQUESTS} requests failed with " \

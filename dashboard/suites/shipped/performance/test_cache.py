@@ -6,8 +6,10 @@ them). The "on" side is the stack as it runs; the "off" side is the same reads w
 `cache_bypass` (every lookup misses, nothing is stored). The sides alternate slice by
 slice (ABAB), which leaves the cache's contents alone: a bypassed lookup stores nothing. Read time is timed at the
 client, over a lean HTTP client so that the instrument adds little of its own; hits
-are the service's `X-Cache` answers for these very reads; database reads are
-`db_queries_total{kind="read"}` over all nodes.
+are the service's `X-Cache` answers for these very reads, and so are the workload's
+own database reads (its MISSes); `db_queries_total{kind="read"}` over all nodes
+cross-checks them, though it also counts the stack's other traffic meanwhile (more of
+it the longer a side takes), so it is not the figure the saving is judged by.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ KEYS, READS_PER_KEY = 30, 10
 ROUNDS = 5
 HIT_RATE_TARGET = 0.80
 SPEED_UP_TARGET = 0.50
+SAVED_TARGET = 0.80         # of the workload's queries: the hit-rate target, seen from the database
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class Side:
     @property
     def reads(self) -> int:
         return len(self.seconds)
+
+    @property
+    def misses(self) -> int:
+        """Reads answered by the database (X-Cache: MISS): the workload's own queries."""
+        return self.reads - self.hits
 
     @property
     def hit_rate(self) -> float:
@@ -115,11 +123,16 @@ def test_cache_takes_the_p50_read_time_down_by_at_least_half(cached, bypassed, f
 
 
 def test_cache_saves_the_database_most_of_the_workload_s_queries(cached, bypassed, figures):
-    saved = bypassed.db_reads - cached.db_reads
-    figures.report(f"cache: database reads {cached.db_reads:g} with the cache vs {bypassed.db_reads:g} bypassed: "
-                   f"{saved:g} queries saved on {cached.reads} reads",
-                   cache_db_reads_on=cached.db_reads, cache_db_reads_off=bypassed.db_reads, cache_db_reads_saved=saved)
-    # Each hit is a query the database did not run; allow for the background traffic's own.
-    assert saved >= 0.8 * cached.hits, \
-        f"the cache saved {saved:g} database reads ({cached.db_reads:g} with it vs {bypassed.db_reads:g} " \
-        f"bypassed) for {cached.hits} hits"
+    saved = bypassed.misses - cached.misses
+    figures.report(f"cache: the workload read the database {cached.misses} times with the cache vs "
+                   f"{bypassed.misses} bypassed: {saved} queries saved on {cached.reads} reads "
+                   f"(db_queries_total over the same time, the stack's other traffic included: "
+                   f"{cached.db_reads:g} vs {bypassed.db_reads:g})",
+                   cache_db_reads_on=cached.misses, cache_db_reads_off=bypassed.misses, cache_db_reads_saved=saved)
+    # The service's own counters, not only its X-Cache answers, must show the reads the
+    # bypassed side needed: otherwise the "saved" queries were never real ones.
+    assert bypassed.db_reads >= 0.9 * bypassed.misses, \
+        f"{bypassed.misses} bypassed reads answered MISS but db_queries_total grew by {bypassed.db_reads:g}"
+    assert saved >= SAVED_TARGET * cached.reads, \
+        f"the cache saved {saved} of the workload's {cached.reads} database reads ({cached.misses} with it vs " \
+        f"{bypassed.misses} bypassed); expected at least {pct(SAVED_TARGET)}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dashboard.suites.shipped.scaling.moves import node_reads
 
-from .workload import TimingClient, catalogue_reads, expect, missing_ids, p50_ms, pct
+from .workload import BREAKER_OFF, TimingClient, catalogue_reads, expect, missing_ids, p50_ms, pct
 
 READS = 50
 SWITCHES = ("replica_reads", "cache_bypass", "batch_window_ms")
@@ -22,7 +22,10 @@ def _a_b_status(stack) -> str:
     admin, reason = stack.find_admin()
     if admin is None:
         return f"A/B pairs not measured: {reason}"
-    missing = [name for name in SWITCHES if name not in (admin.state().get("switches") or {})]
+    switches = admin.state().get("switches") or {}
+    missing = [name for name in SWITCHES if name not in switches]
+    if not set(BREAKER_OFF) & set(switches):
+        missing.append(" or ".join(BREAKER_OFF))
     if missing:
         return f"A/B pairs not measured for switches the service lacks: {', '.join(missing)}"
     return "A/B pairs measured by the other tests"
@@ -37,6 +40,10 @@ def _primary_share(stack, figures) -> None:
         expect(stack.service.get(f"/items/{item_id}"), 404)
     reads = {name: value - before.get(name, 0.0) for name, value in node_reads(stack).items()}
     primary = next((n.name for n in stack.nodes if not n.is_replica), "primary")
+    if primary not in reads:
+        figures.report(f"live: the service's db_queries_total has no node {primary!r} (it has {sorted(reads)}): "
+                       "the primary's share of reads is unknown")
+        return
     share = reads.get(primary, 0.0) / max(sum(reads.values()), 1.0)
     figures.report(f"live: the primary ({primary}) took {pct(share)} of {READS} uncached reads "
                    f"(per node: {', '.join(f'{n} {v:g}' for n, v in sorted(reads.items()))})",

@@ -25,6 +25,8 @@ from dashboard.suites.stack import HTTP_TIMEOUT, Admin, Stack, require
 SEED = 20_260_902
 CATALOGUE = (1, 1000)       # the ids a seeded stack holds (the lab's catalogue)
 LIVE_ONLY = "live figures only (test_live_figures)"
+# What turns the breakers off, preferred first: no breaker at all, else the breaker without its fallback.
+BREAKER_OFF = {"breaker_bypass": True, "quote_fallback": False}
 
 
 def rng(salt: str) -> random.Random:
