@@ -126,7 +126,7 @@ def test_admin_switches_need_the_bearer_token_and_apply_all_or_nothing(lab):
     status, state = _admin(lab, "GET", "/admin/state")
     assert status == 200
     assert state["switches"] == {"quote_fallback": True, "cache_bypass": False, "cache_hit_delay_ms": 0,
-                                 "replica_reads": True, "batch_window_ms": 100}
+                                 "replica_reads": True, "batch_window_ms": 100, "breaker_bypass": False}
     assert _admin(lab, "POST", "/admin/faults", {"switches": {"cache_bypass": True}}, token=None)[0] == 401
     assert _admin(lab, "POST", "/admin/faults", {"switches": {"cache_bypass": True}},
                   token="wrong-token-123")[0] == 401
@@ -155,6 +155,25 @@ def test_error_rate_is_met_while_the_fallback_answers_and_missed_without_it(lab)
         _switch(lab, quote_fallback=True)
         _upstream(lab, 0.0)
     wait_kpi(lab, "error_rate", met=True)
+
+
+def test_error_rate_is_missed_while_the_upstream_fails_with_its_breaker_bypassed(lab):
+    status, quote = _admin(lab, "GET", "/quote", token=None)
+    assert status == 200 and quote["stale"] is False
+    _upstream(lab, 1.0)
+    try:
+        wait_kpi(lab, "error_rate", met=True)
+        assert _switch(lab, breaker_bypass=True)["switches"]["breaker_bypass"] is True
+        # No breaker, no fallback: the upstream's failure is the answer.
+        status, answer = _admin(lab, "GET", "/quote", token=None)
+        assert status == 502 and "breaker bypassed" in answer["detail"], (status, answer)
+        report = wait_kpi(lab, "error_rate", met=False)
+        assert _kpi(report, "error_rate")["value"] >= 0.01
+    finally:
+        _switch(lab, breaker_bypass=False)
+        _upstream(lab, 0.0)
+    wait_kpi(lab, "error_rate", met=True)
+    assert _admin(lab, "GET", "/admin/state")[1]["switches"]["breaker_bypass"] is False
 
 
 def test_hit_rate_is_missed_when_the_cache_is_bypassed(lab):

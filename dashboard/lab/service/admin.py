@@ -32,12 +32,14 @@ MAX_DELAY_MS = 10_000
 #   cache_hit_delay_ms (0)     > 0: every cache hit waits this long
 #   replica_reads (true)       false: every read goes to the primary
 #   batch_window_ms (settings) 0: no batching, one frame per change event
+#   breaker_bypass (false)     true: /quote calls the upstream without its breaker or fallback
 SWITCHES: dict[str, tuple[type, int | None]] = {
     "quote_fallback": (bool, None),
     "cache_bypass": (bool, None),
     "cache_hit_delay_ms": (int, MAX_DELAY_MS),
     "replica_reads": (bool, None),
     "batch_window_ms": (int, MAX_BATCH_WINDOW_MS),
+    "breaker_bypass": (bool, None),
 }
 
 
@@ -76,7 +78,7 @@ class AdminHandlers:
         s = self._service
         return {"quote_fallback": s.quotes.fallback_enabled, "cache_bypass": s.cache.bypass,
                 "cache_hit_delay_ms": s.cache.hit_delay_ms, "replica_reads": s.db.replica_reads,
-                "batch_window_ms": s.batcher.state()["window_ms"]}
+                "batch_window_ms": s.batcher.state()["window_ms"], "breaker_bypass": s.quotes.breaker.bypassed}
 
     def set_switches(self, values: object) -> dict:
         """Check every given switch, then apply them all (none when one is bad: ValueError)."""
@@ -96,6 +98,7 @@ class AdminHandlers:
             "cache_hit_delay_ms": lambda v: setattr(s.cache, "hit_delay_ms", v),
             "replica_reads": lambda v: setattr(s.db, "replica_reads", v),
             "batch_window_ms": s.batcher.set_window,
+            "breaker_bypass": lambda v: setattr(s.quotes.breaker, "bypassed", v),
         }
         for name, value in values.items():
             apply[name](value)

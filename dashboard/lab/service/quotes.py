@@ -4,7 +4,9 @@ When the upstream fails or the breaker is open, the last good quote answers,
 marked `"stale": true` with its age; that is a served request, not an error.  Only
 before the first good quote is there nothing to fall back to (503).  The admin
 switch `quote_fallback` (on by default) turns the stale answer off, so a failing
-upstream shows as failed requests: the error-rate target missed on purpose.
+upstream shows as failed requests: the error-rate target missed on purpose.  The
+switch `breaker_bypass` goes further, to a service without the breaker pattern: every
+request calls the upstream and its failure is the answer (502).
 """
 
 from __future__ import annotations
@@ -54,7 +56,14 @@ class QuoteClient:
         self._last_good = (quote, time.monotonic())
         return web.json_response({"quote": quote, "stale": False})
 
+    @property
+    def breaker(self) -> Breaker:
+        return self._breaker
+
     def _fallback(self) -> web.Response:
+        if self._breaker.bypassed:
+            return web.json_response({"error": "upstream failed", "detail": "breaker bypassed: no fallback"},
+                                     status=502)
         if not self.fallback_enabled:
             return web.json_response({"error": "upstream unavailable", "detail": "fallback switched off",
                                       "breaker": self._breaker.state}, status=503)
