@@ -20,7 +20,8 @@ from dashboard import config
 from dashboard.config import ConfigError, parse_duration, read_document, validate
 from dashboard.output import EXIT_UNKNOWN
 
-# The machine is shared: RELIABILITY.md asks for < 1 s, the tests allow slack.
+# RELIABILITY.md asks for < 1 s. The bound is on this process's CPU time, not wall time:
+# a shared machine's load stretches wall time, a quadratic parse stretches CPU time.
 PARSE_BUDGET_S = 5.0
 
 COMMANDS = [pytest.param(("config", "check"), id="config-check"), pytest.param(("check",), id="check")]
@@ -253,10 +254,10 @@ HOSTILE_FILES = {
 def test_hostile_file_is_refused_as_a_config_error_within_the_parse_budget(content, tmp_path):
     path = tmp_path / "hostile.toml"
     path.write_bytes(content)
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(ConfigError) as caught:
         validate(read_document(path), str(path))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < PARSE_BUDGET_S, f"took {elapsed:.2f}s"
     assert caught.value.problems and all(line.startswith(f"config error: {path}: ")
                                          for line in caught.value.lines())
@@ -280,10 +281,10 @@ def test_largest_accepted_config_of_many_table_headers_parses_within_the_budget(
     path = tmp_path / "headers.toml"
     path.write_text("".join(line_of(i) for i in range(count)))
     assert path.stat().st_size <= config.MAX_CONFIG_BYTES
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(ConfigError):
         validate(read_document(path), str(path))
-    assert time.perf_counter() - started < PARSE_BUDGET_S
+    assert time.process_time() - started < PARSE_BUDGET_S
 
 
 def test_dotted_hostnames_in_values_are_not_mistaken_for_deep_keys(write_config):
