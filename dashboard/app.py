@@ -298,6 +298,7 @@ class ScaledashApp(SuitesAppMixin, App):
             if binding.description and binding.action not in ("quit",) and not binding.action.startswith("app."):
                 yield SystemCommand(binding.description, f"key: {binding.key_display or binding.key}",
                                     _runner(self, binding.action))
+        yield from self.suite_commands(screen)
 
     # ------------------------------------------------------------------ failure
 

@@ -14,10 +14,12 @@ cannot get past it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from functools import partial
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -326,6 +328,15 @@ class SuitesAppMixin:
         self.notify(f"suite {sanitize(message.name, 60)}: {word}", timeout=4, markup=False,
                     severity="information" if word in (Verdict.PASSED.value, Verdict.CANCELLED.value) else "error")
         self._redraw_suites()
+
+    def suite_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The suites screen's keys in the palette: the same actions, the same refusals."""
+        if not isinstance(screen, SuitesScreen):
+            return
+        for binding in screen.BINDINGS:
+            if binding.show and not binding.action.startswith("app."):
+                yield SystemCommand(binding.description, f"key: {binding.key}", partial(screen.run_action,
+                                                                                          binding.action))
 
     def _redraw_suites(self) -> None:
         if isinstance(self.screen, SuitesScreen):

@@ -163,8 +163,10 @@ async def test_read_only_mode_refuses_a_load_suite_by_key_and_by_any_other_way(t
         assert any("read-only mode" in n.message and "hammer" in n.message and "generates load" in n.message
                    for n in app._notifications)
         assert app.start_suite("hammer") is False       # the one way to a run refuses too
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Suites", "Run suite", "Cancel run", "History"} <= set(titles)
         for command in app.get_system_commands(app.screen):
-            if command.title == "Suites":
+            if command.title in ("Suites", "Run suite"):
                 await command.callback()
         await pilot.pause(0.5)
         assert app.suite_session.live == {} and app.suite_session.history == {}
