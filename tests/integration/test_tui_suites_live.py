@@ -118,6 +118,7 @@ async def test_cancel_mid_run_leaves_no_process_while_the_dashboard_keeps_pollin
         pgid = app.suite_session.live["sleepy"].run.pgid
         child = int((sleepy / "child.pid").read_text())
         assert alive(child) and group_members(pgid)
+        await until(pilot, lambda: "0/1 tests" in screen_text(app), what="the progress line")
 
         probe = app.engine.targets[0].probe
         calls = len(probe.calls)
