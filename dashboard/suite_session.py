@@ -7,7 +7,9 @@ screen draws what this holds, the app's worker feeds it.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from dashboard.suites.runner import SuiteRun
 
 LOG_LINES = 1000          # live lines kept per running suite (the runner keeps its own tail)
 HISTORY_PER_SUITE = 20    # results kept per suite in one session
+START_WAIT_S = 10.0       # quitting: how long a suite still starting may take to have a group
 
 
 @dataclass
@@ -27,6 +30,8 @@ class LiveRun:
     run: SuiteRun
     lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_LINES))
     count: int = 0        # lines seen in all, so a reader knows how many it missed
+    # Set once start() has returned or failed: before that there is no group to wait for.
+    start_settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, line: str) -> None:
         self.lines.append(line)
@@ -71,12 +76,14 @@ class SuiteSession:
 
     async def cancel_all(self) -> None:
         """Cancel every running suite and wait until no process of theirs is left."""
-        runs = [live.run for live in self.live.values()]
-        for run in runs:
-            run.cancel()
-        for run in runs:
-            if run.result is None and run.pgid is not None:
-                await run.wait()
+        lives = list(self.live.values())
+        for live in lives:
+            live.run.cancel()
+        for live in lives:
+            with contextlib.suppress(asyncio.TimeoutError):   # a start that hangs has no group yet
+                await asyncio.wait_for(live.start_settled.wait(), START_WAIT_S)
+            if live.run.result is None and live.run.pgid is not None:
+                await live.run.wait()
 
 
 def needs_event(outcome: SuiteResult | CouldNotRun) -> bool:

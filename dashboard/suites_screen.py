@@ -28,14 +28,15 @@ from textual.widgets import Button, Footer, Static
 
 from dashboard.model import State
 from dashboard.redact import describe_error, safe_message, sanitize
-from dashboard.suite_session import LOG_LINES, CouldNotRun, SuiteSession, needs_event
+from dashboard.suite_session import LOG_LINES, CouldNotRun, LiveRun, SuiteSession, needs_event
 from dashboard.suites.catalog import SuiteSpec, all_suites
 from dashboard.suites.environment import referenced_env_names
 from dashboard.suites.invocation import SuiteUnavailable
 from dashboard.suites.results import SuiteResult, Verdict
 from dashboard.suites.runner import SuiteRun
 from widgets.suites import (NEVER, NOT_RUN, RUNNING, SuiteDetail, SuiteLog, SuiteRow, SuiteTable, counts_text,
-                            history_line, not_run_text, progress_text, result_text)
+                            history_line, not_run_text, progress_text, result_text,
+                            short_counts)
 
 REFRESH_S = 0.5       # the progress line and the ages
 
@@ -174,6 +175,13 @@ class SuitesScreen(Screen):
         tail = last.tail if isinstance(last, SuiteResult) else ()
         log.show(last, tail, len(tail))
 
+    def lines_arrived(self, name: str) -> None:
+        """New lines of a running suite: only its output moves (the rest follows the timer)."""
+        spec = self.selected()
+        live = self.session.live.get(name)
+        if spec is not None and spec.name == name and live is not None:
+            self.query_one(SuiteLog).show(live, tuple(live.lines), live.count)
+
     def _row(self, spec: SuiteSpec, now: float) -> SuiteRow:
         live = self.session.live.get(spec.name)
         last = self.session.last(spec.name)
@@ -185,7 +193,7 @@ class SuitesScreen(Screen):
         if isinstance(last, CouldNotRun):
             return SuiteRow(word=NOT_RUN, summary=last.reason, age_s=max(0.0, now - last.at), **base)
         if isinstance(last, SuiteResult):
-            return SuiteRow(word=last.verdict.value, summary=counts_text(last), duration_s=last.duration_s,
+            return SuiteRow(word=last.verdict.value, summary=short_counts(last), duration_s=last.duration_s,
                             age_s=max(0.0, now - last.finished_at), **base)
         return SuiteRow(word=NEVER, summary="", **base)
 
@@ -285,7 +293,7 @@ class SuitesAppMixin:
 
         run = SuiteRun(spec, config_path=path, env_names=referenced_env_names(self.config), on_line=on_line)
         live = self.suite_session.begin(run)
-        self._suite_worker(name, run)
+        self._suite_worker(name, run, live)
         self._redraw_suites()
         return True
 
@@ -302,7 +310,7 @@ class SuitesAppMixin:
         return False
 
     @work(exclusive=False, exit_on_error=False, group="suites")
-    async def _suite_worker(self, name: str, run: SuiteRun) -> None:
+    async def _suite_worker(self, name: str, run: SuiteRun, live: LiveRun) -> None:
         try:
             await run.start()
         except SuiteUnavailable as exc:
@@ -313,10 +321,13 @@ class SuitesAppMixin:
             self.post_message(SuiteFinished(name, CouldNotRun(name, describe_error(exc),
                                                               self.suite_session.wall())))
             return
+        finally:
+            live.start_settled.set()
         self.post_message(SuiteFinished(name, await run.wait()))
 
     def on_suite_lines_arrived(self, message: SuiteLinesArrived) -> None:
-        self._redraw_suites()
+        if isinstance(self.screen, SuitesScreen):
+            self.screen.lines_arrived(message.name)
 
     def on_suite_finished(self, message: SuiteFinished) -> None:
         outcome = message.outcome

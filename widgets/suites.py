@@ -54,7 +54,7 @@ class SuiteTable(TextLine):
     def show(self, rows: tuple[SuiteRow, ...], cursor: int) -> None:
         width = max([len(r.name) for r in rows] + [5])
         text = Text()
-        head = f"  {'suite':<{width}}  {'kind':<7} {'source':<10} {'last':<9} {'took':>7} {'age':>6}  result"
+        head = f"  {'suite':<{width}}  {'kind':<7} {'source':<10} {'load':<4} {'last':<9} {'took':>7} {'age':>6}  result"
         text.append(head, style="bold")
         if not rows:
             text.append("\n  no suites: none shipped, none configured", style="dim")
@@ -68,6 +68,7 @@ class SuiteTable(TextLine):
         line = Text("> " if selected else "  ", style="bold" if selected else "")
         line.append(f"{sanitize(row.name, 60):<{width}}", style="reverse" if selected else "bold")
         line.append(f"  {row.kind:<7} {row.source:<10} ")
+        line.append(f"{'yes' if row.generates_load else '':<4} ", style="yellow")
         line.append_text(word_text(row.word))
         line.append(" " * max(1, 10 - len(row.word)))
         took = fmt.seconds(row.duration_s) if row.duration_s is not None else "-"
@@ -76,8 +77,6 @@ class SuiteTable(TextLine):
         line.append(sanitize(row.summary, 80))
         if row.runs > 1:
             line.append(f"  ({row.runs} runs)", style="dim")
-        if row.generates_load:
-            line.append("  generates load", style="yellow")
         return line
 
 
@@ -109,6 +108,16 @@ def counts_text(result: SuiteResult) -> str:
     if result.kind is SuiteKind.PYTEST:
         return f"{c.passed} passed, {c.failed} failed, {c.skipped} skipped, {c.errors} errors"
     return f"exit code {result.exit_code}" if result.exit_code is not None else ""
+
+
+def short_counts(result: SuiteResult) -> str:
+    """Counts for a list row: the categories that are not zero (passed always)."""
+    c = result.counts
+    if result.kind is not SuiteKind.PYTEST:
+        return counts_text(result)
+    parts = [f"{c.passed} passed"] + [f"{n} {word}" for n, word in ((c.failed, "failed"), (c.skipped, "skipped"),
+                                                                  (c.errors, "errors")) if n]
+    return ", ".join(parts)
 
 
 def result_text(result: SuiteResult) -> Text:
