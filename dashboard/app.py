@@ -207,7 +207,7 @@ class ScaledashApp(SuitesAppMixin, App):
     # ------------------------------------------------------------------ keys
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.key_table()))
+        self.push_screen(HelpScreen(self.screen_keys(self.screen) + self.key_table()))
 
     def key_table(self) -> list[tuple[str, str]]:
         out = []

@@ -340,6 +340,12 @@ class SuitesAppMixin:
                     severity="information" if word in (Verdict.PASSED.value, Verdict.CANCELLED.value) else "error")
         self._redraw_suites()
 
+    def screen_keys(self, screen: Screen) -> list[tuple[str, str]]:
+        """The suites screen's own keys, for the help screen opened over it."""
+        if not isinstance(screen, SuitesScreen):
+            return []
+        return [(binding.key.split(",")[0], binding.description) for binding in screen.BINDINGS if binding.show]
+
     def suite_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The suites screen's keys in the palette: the same actions, the same refusals."""
         if not isinstance(screen, SuitesScreen):

@@ -139,6 +139,17 @@ async def test_history_key_shows_earlier_results_newest_first():
         assert "History of scaling" not in screen_text(app)
 
 
+
+async def test_help_over_the_suites_screen_lists_its_keys():
+    app = make_app(specs=scripted_specs())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("t", "question_mark")
+        await pilot.pause()
+        text = screen_text(app)
+        for description in ("Run suite", "Cancel run", "History", "Pause/resume"):
+            assert description in text
+
+
 async def test_suite_text_is_drawn_literally_never_as_markup_or_escapes():
     app = make_app(specs=scripted_specs())
     with_history(app)

@@ -25,6 +25,7 @@ from dashboard.suites.results import SuiteResult, Verdict
 from dashboard.suites_screen import ConfirmLoad, SuitesScreen
 from fakes import ScriptedProbe
 from scripted import replica
+from tests.conftest import CANARY
 from tests.integration.test_suite_runs import SLEEPY_TESTS, alive, group_members, make_suite
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -55,11 +56,11 @@ async def until(pilot, predicate, timeout: float = 30.0, what: str = "condition"
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def app_with_suites(tmp_path: Path, suites: dict[str, Path]) -> ScaledashApp:
+def app_with_suites(tmp_path: Path, suites: dict[str, Path], **tables) -> ScaledashApp:
     """The app with one configured pytest [[suite]] per directory, over a polling engine."""
     path = tmp_path / "scaledash.toml"
     path.write_text('name = "suites"\n')
-    config = validate({"name": "suites", "interval": "1s", "suite": [
+    config = validate({"name": "suites", "interval": "1s", **tables, "suite": [
         {"name": name, "command": [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p", "no:looptime_plugin",
                                    str(directory)]} for name, directory in suites.items()]}, str(path))
     engine = Engine(config, [ScriptedProbe("primary", "postgres", [replica("primary", "primary")])])
@@ -168,3 +169,22 @@ async def test_a_load_suite_runs_once_confirmed(tmp_path):
         result = await until(pilot, lambda: app.suite_session.last("hammer"), what="the result")
         assert result.verdict is Verdict.PASSED, result.reason
     assert (shipped / "hammer" / "ran").exists()
+
+
+async def test_a_secret_the_suite_prints_never_reaches_the_screen(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALEDASH_TEST_PG_PASSWORD", CANARY)
+    leaky = make_suite(tmp_path, "leaky", {"test_leaky.py": (
+        "import os\n\ndef test_leaks():\n    secret = os.environ['SCALEDASH_TEST_PG_PASSWORD']\n"
+        "    print('printed', secret, flush=True)\n    assert secret == 'x', f'said {secret}'\n")})
+    app = app_with_suites(tmp_path, {"leaky": leaky}, replica=[
+        {"name": "p", "dsn": "postgresql://u@127.0.0.1:1/db", "password": "env:SCALEDASH_TEST_PG_PASSWORD"}])
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_suite(app, pilot, "leaky")
+        await pilot.press("enter")
+        result = await until(pilot, lambda: app.suite_session.last("leaky"), what="the result")
+        await pilot.pause()
+        assert result.verdict is Verdict.FAILED
+        text = screen_text(app)
+        assert "printed ***" in text and "said ***" in text
+        assert CANARY not in text
+        assert not [e for e in app.engine.events if CANARY in e.message]
