@@ -153,8 +153,6 @@ class SuitesScreen(Screen):
         specs = self.session.specs
         return specs[min(self.cursor, len(specs) - 1)] if specs else None
 
-    # ------------------------------------------------------------------ drawing
-
     def refresh_view(self) -> None:
         session = self.session
         now = session.wall()
@@ -219,8 +217,6 @@ class SuitesScreen(Screen):
             text.append_text(history_line(outcome) if isinstance(outcome, SuiteResult)
                              else not_run_text(outcome.name, outcome.reason, outcome.at))
         return text
-
-    # ------------------------------------------------------------------ keys
 
     def action_move(self, step: int) -> None:
         count = len(self.session.specs)
