@@ -153,9 +153,10 @@ async def test_leaving_the_screen_keeps_the_run_and_quitting_the_app_stops_its_w
     assert group_members(pgid) == [] and not alive(child)
 
 
-async def test_a_load_suite_runs_once_confirmed(tmp_path):
+async def test_a_load_suite_runs_once_confirmed_and_its_result_lands_with_the_screen_closed(tmp_path):
     shipped = tmp_path / "shipped"
-    make_suite(shipped, "hammer", {"test_hammer.py": "from pathlib import Path\n\ndef test_mark():\n"
+    make_suite(shipped, "hammer", {"test_hammer.py": "import time\nfrom pathlib import Path\n\ndef test_mark():\n"
+                                                     "    time.sleep(1)\n"
                                                      "    Path(__file__).with_name('ran').write_text('x')\n"},
                suite='SUITE = {"kind": "pytest", "description": "hammers", "generates_load": True}\n')
     app = app_with_suites(tmp_path, {})
@@ -166,8 +167,14 @@ async def test_a_load_suite_runs_once_confirmed(tmp_path):
         await pilot.pause()
         assert isinstance(app.screen, ConfirmLoad)
         await pilot.click("#confirm-run")
+        await until(pilot, lambda: "hammer" in app.suite_session.live, what="the run to start")
+        await pilot.press("escape")          # the result lands in the history with the screen closed
         result = await until(pilot, lambda: app.suite_session.last("hammer"), what="the result")
         assert result.verdict is Verdict.PASSED, result.reason
+        assert not isinstance(app.screen, SuitesScreen)
+        await pilot.press("t")
+        await pilot.pause()
+        assert "PASSED" in screen_text(app)
     assert (shipped / "hammer" / "ran").exists()
 
 
