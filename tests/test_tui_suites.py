@@ -220,3 +220,15 @@ def test_suites_screen_snapshot(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(60, 16), (80, 24)])
+async def test_the_suites_screen_keeps_one_line_per_suite_at_any_size(size):
+    app = make_app(specs=scripted_specs())
+    with_history(app)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("t")
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith(" > scaling"))
+        assert lines[at + 1].startswith("   load") and lines[at + 2].startswith("   smoke")
