@@ -26,6 +26,7 @@ from dashboard.engine import Engine
 from dashboard.model import Snapshot
 from dashboard.redact import sanitize
 from dashboard.screens import DetailScreen, HelpScreen
+from dashboard.suites_screen import SuitesAppMixin
 from widgets.bars import Banner, KpiBar, TopBar
 from widgets.rows import PANELS, RowContext
 from widgets.event_log import EventLog
@@ -51,7 +52,7 @@ class MainParts:
     events: EventLog
 
 
-class ScaledashApp(App):
+class ScaledashApp(SuitesAppMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "scaledash"
     AUTO_FOCUS = "#table-replica"
@@ -119,6 +120,7 @@ class ScaledashApp(App):
             self.set_timer(delay, self.refresh_view)
 
     async def on_unmount(self) -> None:
+        await self.cancel_suites()
         await self.engine.close()
 
     def _restart_timer(self) -> None:
@@ -205,7 +207,7 @@ class ScaledashApp(App):
     # ------------------------------------------------------------------ keys
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.key_table()))
+        self.push_screen(HelpScreen(self.screen_keys(self.screen) + self.key_table()))
 
     def key_table(self) -> list[tuple[str, str]]:
         out = []
@@ -261,9 +263,6 @@ class ScaledashApp(App):
         smaller = [s for s in INTERVAL_STEPS if s < self.engine.interval]
         self._set_interval(smaller[-1] if smaller else INTERVAL_STEPS[0])
 
-    def action_suites(self) -> None:
-        self._reserved("suites", tuple(s.name for s in self.config.suites))
-
     def action_drills(self) -> None:
         self._reserved("drills", self.config.drill_names)
 
@@ -299,6 +298,7 @@ class ScaledashApp(App):
             if binding.description and binding.action not in ("quit",) and not binding.action.startswith("app."):
                 yield SystemCommand(binding.description, f"key: {binding.key_display or binding.key}",
                                     _runner(self, binding.action))
+        yield from self.suite_commands(screen)
 
     # ------------------------------------------------------------------ failure
 

@@ -303,6 +303,10 @@ class Engine:
             self._notice(t, reading)
             self._apply_reading(t, reading, sample.finished, sample.warning)
 
+    def note(self, target: str, message: str, state: State | None = None) -> None:
+        """One line in the event log from outside the polling (a suite that failed)."""
+        self.events.append(Event(self.wall(), target, safe_message(message, 200), state))
+
     def _notice(self, t: Target, reading: Reading) -> None:
         """A reading's notice goes to the event log once per target, not once per poll."""
         if reading.notice and reading.notice not in t.notices:

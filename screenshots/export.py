@@ -4,7 +4,8 @@
     .venv/bin/python screenshots/export.py --config .lab/scaledash.toml
 
 Uses the same app factory as the CLI and the tests, at 80x24 and 160x48, plus the
-detail screen of the first replica and the help screen.
+detail screen of the first replica, the help screen, and the suites screen after a run
+of the shipped `scaling` suite against the lab (`--only suites` shoots just that one).
 """
 
 from __future__ import annotations
@@ -42,13 +43,34 @@ async def shoot(config_path: str, out: Path, settle: float) -> list[Path]:
     return written
 
 
+async def shoot_suites(config_path: str, out: Path, suite: str, wait: float) -> list[Path]:
+    """The suites screen once `suite` has run: the list, its result and its output."""
+    app = build_app(load(config_path), readonly=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("t")
+        await pilot.pause(0.3)
+        names = [s.name for s in app.suite_session.specs]
+        await pilot.press(*["down"] * names.index(suite), "enter")
+        for _ in range(int(wait / 0.5)):
+            await pilot.pause(0.5)
+            if app.suite_session.last(suite) is not None:
+                break
+        await pilot.pause(0.6)
+        return [Path(app.save_screenshot(filename="suites-160x48.svg", path=str(out)))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--settle", type=float, default=6.0, help="seconds of live data before the shot")
+    parser.add_argument("--only", choices=("all", "suites"), default="all")
+    parser.add_argument("--suite", default="scaling", help="the suite run for the suites screen")
+    parser.add_argument("--suite-wait", type=float, default=300.0, help="seconds to wait for its result")
     args = parser.parse_args()
-    for path in asyncio.run(shoot(args.config, Path(args.out), args.settle)):
+    written = [] if args.only == "suites" else asyncio.run(shoot(args.config, Path(args.out), args.settle))
+    written += asyncio.run(shoot_suites(args.config, Path(args.out), args.suite, args.suite_wait))
+    for path in written:
         print(path)
     return 0
 

@@ -158,16 +158,20 @@ async def test_every_key_does_what_it_says():
     assert app.return_code in (0, None)
 
 
-async def test_suite_and_drill_keys_are_reserved_and_say_so_in_read_only_mode():
+async def test_the_drill_key_is_reserved_and_the_suite_key_opens_the_suites_in_read_only_mode():
+    from dashboard.suites_screen import SuitesScreen
+
     app = make_app(readonly=True)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await settle(app, pilot)
         await pilot.press("d")
-        await pilot.press("t")
         messages = [n.message for n in app._notifications]
         assert any("read-only" in m and "drills" in m for m in messages)
-        assert any("read-only" in m and "suites" in m for m in messages)
         assert "RO" in screen_text(app)
+        await pilot.press("t")
+        await pilot.pause()
+        assert isinstance(app.screen, SuitesScreen)
+        assert not any("suites are not available" in n.message for n in app._notifications)
 
 
 async def test_command_palette_offers_the_same_actions_as_the_keys():
