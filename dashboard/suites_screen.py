@@ -62,9 +62,12 @@ class SuiteFinished(Message):
 
 
 def refusal(spec: SuiteSpec, readonly: bool) -> str | None:
-    """Why `spec` may not run now, or None."""
-    if readonly and spec.generates_load:
-        return f"read-only mode: suite {spec.name} generates load and is not run (drop --readonly)"
+    """Why `spec` may not run now, or None. Read-only refuses every suite, as `scaledash
+    suite run --readonly` does: suites drive the stack (load, admin switches, paused
+    replay), and a configured command may do anything."""
+    if readonly:
+        what = "generates load" if spec.generates_load else "drives the stack"
+        return f"read-only mode: suite {spec.name} {what} and is not run (drop --readonly)"
     return None
 
 
