@@ -130,3 +130,16 @@ def test_without_service_url_the_suite_refuses_to_start(write_config, tmp_path, 
     refusal = [line for line in result.tail if "refusing to send load" in line]
     assert len(refusal) == 1 and "has no [service] url" in refusal[0], text
     assert "Traceback" not in text and CANARY not in text and not result.requests
+
+
+def test_thresholds_are_judged_on_both_sides_and_a_kind_without_requests_fails():
+    from dashboard.suites.shipped.load.checks import KindFigures, missed
+
+    limits = {"edge": {"error_rate": 0.02, "p95_ms": 1000},
+              "subscribe": {"error_rate": 0.01, "p95_ms": 1000, "min_frames": 1}}
+    met = {"edge": KindFigures("edge", 100, 2, 1000.0), "subscribe": KindFigures("subscribe", 4, 0, 30.0, frames=1)}
+    assert missed(limits, met) == []
+    broke = {"edge": KindFigures("edge", 100, 3, 1001.0), "subscribe": KindFigures("subscribe", 4, 0, 30.0, frames=0)}
+    assert [name for name, _ in missed(limits, broke)] == ["edge.error_rate", "edge.p95_ms", "subscribe.min_frames"]
+    nothing = {"edge": KindFigures("edge", 0, 0, None)}
+    assert [name for name, _ in missed(limits, nothing)] == ["edge.requests", "subscribe.requests"]
