@@ -5,8 +5,9 @@ report, is ERROR: a suite whose conftest raised, or that collected nothing, prov
 nothing). Locust: its exit code decides (thresholds set it), with the figures from
 its CSV stats, and no stats is ERROR; a locustfile names what it judged in lines
 `load check failed: <name>: <detail>` / `load check skipped: <name>: <why>`, which
-become the result's failures and skips (the shipped `load` suite prints them). Any other command: its exit code. A run that was
-cancelled or timed out is that, whatever it left.
+become the result's failures and skips (the shipped `load` suite prints them). Any
+other command: its exit code. A run that was cancelled or timed out is that, whatever
+it left.
 """
 
 from __future__ import annotations
