@@ -11,9 +11,16 @@ run time than it ships with. One lab serves the module.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import json
+import os
 import shutil
+import socketserver
+import subprocess
+import sys
+import threading
 import urllib.request
 
 import pytest
@@ -100,3 +107,55 @@ def test_load_suite_fails_naming_the_threshold_the_broken_lab_missed(lab, fault,
     assert threshold in result.reason
     # Only the edge broke: the other kinds still met theirs, and their figures are there.
     assert {row.name.split(" ", 1)[0] for row in result.requests} == set(KINDS)
+
+
+class _SilentCloser:
+    """A WebSocket server that accepts subscriptions and never answers a close frame,
+    as a peer behind a proxy that drops it does. Loopback, stopped by the test."""
+
+    def __init__(self) -> None:
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler(), bind_and_activate=True)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @staticmethod
+    def _handler():
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                headers = {}
+                while (line := self.rfile.readline().decode("latin-1").strip()):
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                accept = base64.b64encode(hashlib.sha1(
+                    (headers.get("sec-websocket-key", "") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+                self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                while self.rfile.read(1024):     # frames, the close frame too, are read and ignored
+                    pass
+        return Handler
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_run_ends_when_stopped_while_a_subscriber_hangs_up(write_config, tmp_path):
+    """Locust stops users by killing their greenlets; a subscriber caught hanging up on a peer
+    that never answers the close frame must still stop, or the run never ends (TIMEOUT).
+    The run time is chosen so the stop lands while the first subscription is hanging up."""
+    with _SilentCloser() as url:
+        config = write_config(f'[service]\nurl = "{url}"\n')
+        argv = [sys.executable, "-m", "locust", "-f", str(SUITE_DIR / "locustfile.py"), "--headless", "-u", "1",
+                "-r", "1", "-t", "7s", "--csv", str(tmp_path / "locust"), "SubscribeUser"]
+        env = {**os.environ, "SCALEDASH_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=40)
+        except subprocess.TimeoutExpired:
+            pytest.fail("Locust never ended: a stopped subscriber ran on")
+    # It ended, and judged: no frame came, and the other kinds made no request.
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "load check failed: subscribe.min_frames" in proc.stdout
