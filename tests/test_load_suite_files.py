@@ -142,3 +142,30 @@ def test_thresholds_are_judged_on_both_sides_and_a_kind_without_requests_fails()
     assert [name for name, _ in missed(limits, broke)] == ["edge.error_rate", "edge.p95_ms", "subscribe.min_frames"]
     nothing = {"edge": KindFigures("edge", 0, 0, None)}
     assert [name for name, _ in missed(limits, nothing)] == ["edge.requests", "subscribe.requests"]
+
+
+def test_k6_runs_when_on_path_with_the_stack_in_its_environment_not_argv(tmp_path, monkeypatch):
+    """k6 itself is not installed here: a stand-in on PATH records how it was called."""
+    from dashboard.suites.shipped.load.k6 import run_k6
+    from dashboard.suites.shipped.load.target import EdgeCall, LoadTarget
+
+    target = LoadTarget("cfg", "http://127.0.0.1:9", (EdgeCall("hello", "http://127.0.0.1:9/functions/v1/hello",
+                                                               "POST", (("Authorization", f"Bearer {CANARY}"),)),))
+    monkeypatch.setenv("PATH", str(tmp_path) + ":/usr/bin:/bin")
+    said: list[str] = []
+    assert run_k6(target, 4, 12, said.append)[0] == "skipped"   # no k6 yet
+    stand_in = tmp_path / "k6"
+    stand_in.write_text('#!/bin/sh\necho "$@" > "$0.argv"\nenv > "$0.env"\necho "threshold crossed"\n'
+                        'exit "${K6_EXIT:-0}"\n')
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("K6_EXIT", "99")
+    outcome, why = run_k6(target, 4, 12, said.append)
+    assert outcome == "failed" and "exit code 99" in why and "k6: threshold crossed" in said
+    argv = (tmp_path / "k6.argv").read_text()
+    assert argv.split() == ["run", "--no-color", "--quiet", str(K6_SCRIPT)] and CANARY not in argv
+    env = dict(line.split("=", 1) for line in (tmp_path / "k6.env").read_text().splitlines() if "=" in line)
+    assert env["SCALEDASH_SERVICE_URL"] == "http://127.0.0.1:9" and env["SCALEDASH_K6_USERS"] == "4"
+    assert env["SCALEDASH_K6_DURATION"] == "12s"
+    assert json.loads(env["SCALEDASH_EDGES"])[0]["headers"] == {"Authorization": f"Bearer {CANARY}"}
+    monkeypatch.setenv("K6_EXIT", "0")
+    assert run_k6(target, 4, 12, said.append) is None
