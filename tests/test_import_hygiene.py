@@ -19,12 +19,13 @@ TUI_MODULES = {"dashboard.app", "dashboard.screens", "dashboard.suites_screen"}
 
 def headless_modules() -> list[str]:
     """Every module of the dashboard package but the TUI's, found by walking it, so a new
-    module is checked the day it lands. `__main__` modules run when imported: skipped."""
+    module is checked the day it lands. `__main__` modules and locustfiles run when
+    imported (a locustfile imports Locust, which gevent-patches the process): skipped."""
     import dashboard
 
     found = []
     for info in pkgutil.walk_packages(dashboard.__path__, "dashboard."):
-        if info.name in TUI_MODULES or info.name.endswith(".__main__"):
+        if info.name in TUI_MODULES or info.name.endswith((".__main__", ".locustfile")):
             continue
         found.append(info.name)
     return sorted(found)
