@@ -119,7 +119,9 @@ def test_scaling_suite_passes_against_a_healthy_lab(lab, tmp_path):
     ("quote_fallback", False, True, "test_fallback_answers_while_the_breaker_is_open", "answered 503"),
     ("batch_window_ms", 0, 100, "test_batching_sends_far_fewer_frames_than_changes",
      "40 changes came in 40 frames"),
-], ids=["reads-to-the-primary", "no-fallback", "no-batching"])
+    ("cache_bypass", True, False, "test_cache_answers_from_the_database_then_memory_then_redis",
+     "no Redis entry"),
+], ids=["reads-to-the-primary", "no-fallback", "no-batching", "cache-bypassed"])
 def test_scaling_suite_fails_naming_the_test_when_the_lab_is_broken(lab, tmp_path, switch, broken, healthy, test,
                                                                      says):
     _switch(lab, **{switch: broken})
