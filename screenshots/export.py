@@ -44,8 +44,9 @@ async def shoot(config_path: str, out: Path, settle: float) -> list[Path]:
 
 
 async def shoot_suites(config_path: str, out: Path, suite: str, wait: float) -> list[Path]:
-    """The suites screen once `suite` has run: the list, its result and its output."""
-    app = build_app(load(config_path), readonly=True)
+    """The suites screen once `suite` has run: the list, its result and its output (not
+    read-only: read-only mode runs no suite)."""
+    app = build_app(load(config_path))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("t")
         await pilot.pause(0.3)
