@@ -15,14 +15,13 @@ once thresholds hold their state for a while (hysteresis), so they are generous.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import run_cli, wait_for
 from dashboard.lab.stack import Lab
+from lab_drive import admin, switch
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -51,35 +50,8 @@ def _write_check_config(lab: Lab) -> None:
     (lab.dir / CHECK_CONFIG).write_text(slow)
 
 
-def _service_url(lab: Lab) -> str:
-    port = next(e.port for e in lab.entries() if e.name == "service")
-    return f"http://127.0.0.1:{port}"
-
-
-def _admin(lab: Lab, method: str, path: str, body: dict | None = None,
-           token: str | None = "lab") -> tuple[int, dict]:
-    """One call to the service: `token` "lab" sends the lab's admin token, None sends none."""
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        secret = (lab.dir / "secrets" / "admin_token").read_text() if token == "lab" else token
-        headers["Authorization"] = f"Bearer {secret}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(_service_url(lab) + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def _switch(lab: Lab, **values) -> dict:
-    status, answer = _admin(lab, "POST", "/admin/faults", {"switches": values})
-    assert status == 200, answer
-    return answer
-
-
 def _upstream(lab: Lab, failure_rate: float) -> None:
-    status, answer = _admin(lab, "POST", "/admin/faults", {"upstream": {"failure_rate": failure_rate}})
+    status, answer = admin(lab, "POST", "/admin/faults", {"upstream": {"failure_rate": failure_rate}})
     assert status == 200, answer
 
 
@@ -123,104 +95,104 @@ def _rows(report: dict, kind: str, name: str) -> list[dict]:
 
 
 def test_admin_switches_need_the_bearer_token_and_apply_all_or_nothing(lab):
-    status, state = _admin(lab, "GET", "/admin/state")
+    status, state = admin(lab, "GET", "/admin/state")
     assert status == 200
     assert state["switches"] == {"quote_fallback": True, "cache_bypass": False, "cache_hit_delay_ms": 0,
                                  "replica_reads": True, "batch_window_ms": 100, "breaker_bypass": False}
-    assert _admin(lab, "POST", "/admin/faults", {"switches": {"cache_bypass": True}}, token=None)[0] == 401
-    assert _admin(lab, "POST", "/admin/faults", {"switches": {"cache_bypass": True}},
+    assert admin(lab, "POST", "/admin/faults", {"switches": {"cache_bypass": True}}, token=None)[0] == 401
+    assert admin(lab, "POST", "/admin/faults", {"switches": {"cache_bypass": True}},
                   token="wrong-token-123")[0] == 401
     for bad in ({"cache_bypass": True, "batch_window_ms": -1}, {"cache_bypass": True, "no_such": 1},
                 {"cache_bypass": "yes"}, {"cache_hit_delay_ms": 10_001}, {"replica_reads": 0}):
-        status, answer = _admin(lab, "POST", "/admin/faults", {"switches": bad})
+        status, answer = admin(lab, "POST", "/admin/faults", {"switches": bad})
         assert status == 400 and "switch" in answer["error"], (bad, answer)
-    assert _admin(lab, "GET", "/admin/state")[1]["switches"] == state["switches"]   # nothing applied
+    assert admin(lab, "GET", "/admin/state")[1]["switches"] == state["switches"]   # nothing applied
 
 
 def test_error_rate_is_met_while_the_fallback_answers_and_missed_without_it(lab):
     wait_kpi(lab, "error_rate", met=True)
     # A good quote first: before one, there is nothing to fall back to.
-    status, quote = _admin(lab, "GET", "/quote", token=None)
+    status, quote = admin(lab, "GET", "/quote", token=None)
     assert status == 200 and quote["stale"] is False
     _upstream(lab, 1.0)
     try:
         # The upstream fails every call, but the stale quote answers: no failed request.
         report = wait_kpi(lab, "error_rate", met=True)
-        _switch(lab, quote_fallback=False)
+        switch(lab, quote_fallback=False)
         report = wait_kpi(lab, "error_rate", met=False)
         assert _kpi(report, "error_rate")["value"] >= 0.01
         upstream = _rows(report, "breaker", "upstream")
         assert upstream and all(row["state"] == "DEGRADED" for row in upstream), upstream
     finally:
-        _switch(lab, quote_fallback=True)
+        switch(lab, quote_fallback=True)
         _upstream(lab, 0.0)
     wait_kpi(lab, "error_rate", met=True)
 
 
 def test_error_rate_is_missed_while_the_upstream_fails_with_its_breaker_bypassed(lab):
-    status, quote = _admin(lab, "GET", "/quote", token=None)
+    status, quote = admin(lab, "GET", "/quote", token=None)
     assert status == 200 and quote["stale"] is False
     _upstream(lab, 1.0)
     try:
         wait_kpi(lab, "error_rate", met=True)
-        assert _switch(lab, breaker_bypass=True)["switches"]["breaker_bypass"] is True
+        assert switch(lab, breaker_bypass=True)["switches"]["breaker_bypass"] is True
         # No breaker, no fallback: the upstream's failure is the answer.
-        status, answer = _admin(lab, "GET", "/quote", token=None)
+        status, answer = admin(lab, "GET", "/quote", token=None)
         assert status == 502 and "breaker bypassed" in answer["detail"], (status, answer)
         report = wait_kpi(lab, "error_rate", met=False)
         assert _kpi(report, "error_rate")["value"] >= 0.01
     finally:
-        _switch(lab, breaker_bypass=False)
+        switch(lab, breaker_bypass=False)
         _upstream(lab, 0.0)
     wait_kpi(lab, "error_rate", met=True)
-    assert _admin(lab, "GET", "/admin/state")[1]["switches"]["breaker_bypass"] is False
+    assert admin(lab, "GET", "/admin/state")[1]["switches"]["breaker_bypass"] is False
 
 
 def test_hit_rate_is_missed_when_the_cache_is_bypassed(lab):
     wait_kpi(lab, "cache_hit_rate", met=True)
-    _switch(lab, cache_bypass=True)
+    switch(lab, cache_bypass=True)
     try:
         report = wait_kpi(lab, "cache_hit_rate", met=False)
         assert _kpi(report, "cache_hit_rate")["value"] <= 0.8
         layers = _rows(report, "cache", "items")
         assert layers and all(row["state"] == "DEGRADED" for row in layers), layers
     finally:
-        _switch(lab, cache_bypass=False)
+        switch(lab, cache_bypass=False)
     wait_kpi(lab, "cache_hit_rate", met=True)
 
 
 def test_cache_speed_up_is_missed_when_hits_are_no_faster_than_the_database(lab):
     wait_kpi(lab, "cache_latency_improvement", met=True)
-    _switch(lab, cache_hit_delay_ms=50)
+    switch(lab, cache_hit_delay_ms=50)
     try:
         report = wait_kpi(lab, "cache_latency_improvement", met=False)
         assert _kpi(report, "cache_latency_improvement")["value"] < 0.5
         assert _kpi(report, "cache_hit_rate")["met"] is True      # the cache still hits; it is only slow
     finally:
-        _switch(lab, cache_hit_delay_ms=0)
+        switch(lab, cache_hit_delay_ms=0)
     wait_kpi(lab, "cache_latency_improvement", met=True)
 
 
 def test_frame_reduction_is_missed_without_batching(lab):
     wait_kpi(lab, "websocket_frame_reduction", met=True)
-    _switch(lab, batch_window_ms=0)
+    switch(lab, batch_window_ms=0)
     try:
         report = wait_kpi(lab, "websocket_frame_reduction", met=False)
         assert _kpi(report, "websocket_frame_reduction")["value"] < 0.8
     finally:
-        _switch(lab, batch_window_ms=100)
+        switch(lab, batch_window_ms=100)
     wait_kpi(lab, "websocket_frame_reduction", met=True)
 
 
 def test_read_offload_is_missed_when_every_read_goes_to_the_primary(lab):
     wait_kpi(lab, "primary_read_offload", met=True)
-    _switch(lab, replica_reads=False)
+    switch(lab, replica_reads=False)
     try:
-        assert _admin(lab, "GET", "/admin/state")[1]["routing"]["reads"] == ["primary"]
+        assert admin(lab, "GET", "/admin/state")[1]["routing"]["reads"] == ["primary"]
         report = wait_kpi(lab, "primary_read_offload", met=False)
         assert _kpi(report, "primary_read_offload")["value"] < 0.8
     finally:
-        _switch(lab, replica_reads=True)
+        switch(lab, replica_reads=True)
     wait_kpi(lab, "primary_read_offload", met=True)
 
 

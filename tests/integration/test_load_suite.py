@@ -14,19 +14,18 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import socketserver
 import subprocess
 import sys
 import threading
-import urllib.request
 
 import pytest
 
 from conftest import CANARY, ROOT
 from dashboard.lab.stack import Lab
+from lab_drive import edge_fault, module_lab
 from dashboard.suites.catalog import read_shipped
 from dashboard.suites.results import SuiteResult, Verdict
 from dashboard.suites.runner import run_suite
@@ -35,32 +34,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SUITE_DIR = ROOT / "dashboard" / "suites" / "shipped" / "load"
 KINDS = ("read", "write", "edge", "subscribe")
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    the_lab = Lab(tmp_path_factory.mktemp("load-lab"))
-    the_lab.up(log=lambda line: None)
-    try:
-        yield the_lab
-    finally:
-        the_lab.down()
+lab = module_lab("load-lab")
 
 
 @pytest.fixture(autouse=True)
 def _suite_imports_this_tree(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-
-
-def _edge_fault(lab: Lab, **values) -> None:
-    token = (lab.dir / "secrets" / "admin_token").read_text()
-    port = next(e.port for e in lab.entries() if e.name == "service")
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/faults", method="POST",
-                                     data=json.dumps({"edge": {"hello": values}}).encode(),
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
 
 
 def _short_run(lab: Lab) -> SuiteResult:
@@ -96,11 +75,11 @@ def test_load_suite_passes_against_a_healthy_lab_with_figures_per_request_kind(l
     ({"latency_ms": 1500}, "edge.p95_ms"),
 ], ids=["edge-errors", "edge-latency"])
 def test_load_suite_fails_naming_the_threshold_the_broken_lab_missed(lab, fault, threshold):
-    _edge_fault(lab, **fault)
+    edge_fault(lab, "hello", **fault)
     try:
         result = _short_run(lab)
     finally:
-        _edge_fault(lab, error_rate=0.0, latency_ms=0)
+        edge_fault(lab, "hello", error_rate=0.0, latency_ms=0)
     _print_figures(f"edge hello with {fault}", result)
     assert result.verdict is Verdict.FAILED and result.exit_code == 1, (result.reason, result.tail[-30:])
     assert [f.name for f in result.failures] == [threshold], result.failures

@@ -10,24 +10,25 @@ serves the module; broken-lab runs select their tests with -k.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from conftest import CANARY, ROOT
-from dashboard.lab.stack import Lab
-from test_scaling_suite import Case, parse_junit
+from conftest import ROOT
+from lab_drive import Case, module_lab, run_shipped, summary, switch
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 SUITE_DIR = ROOT / "dashboard" / "suites" / "shipped" / "performance"
+lab = module_lab("performance-lab")
+
+
+def run_suite(config: Path, tmp: Path, *select: str) -> tuple[dict[str, Case], str, Path]:
+    return run_shipped(SUITE_DIR, config, tmp, *select)
+
+
 SPEED_UP = "test_cache_takes_the_p50_read_time_down_by_at_least_half"
 OFFLOAD = "test_replicas_take_the_primary_read_load_down_by_at_least_80_percent"
 BATCHING = "test_batching_takes_websocket_frames_down_by_at_least_80_percent"
@@ -45,44 +46,6 @@ PAIR_LINES = [r"replicas: primary reads per request [\d.]+ with replicas vs [\d.
               r"cache: the workload read the database \d+ times with the cache vs \d+ bypassed: -?\d+ queries saved"]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    the_lab = Lab(tmp_path_factory.mktemp("performance-lab"))
-    the_lab.up(log=lambda line: None)
-    try:
-        yield the_lab
-    finally:
-        the_lab.down()
-
-
-def run_suite(config: Path, tmp: Path, *select: str) -> tuple[dict[str, Case], str, Path]:
-    """Run the suite the runner's way: its cases by name, its output and its JUnit XML."""
-    junit = tmp / f"junit-{len(list(tmp.glob('junit-*')))}.xml"
-    argv = [sys.executable, "-m", "pytest", str(SUITE_DIR), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--rootdir", str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--junitxml", str(junit), *select]
-    env = {**os.environ, "SCALEDASH_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
-    output = proc.stdout + proc.stderr
-    assert CANARY not in output
-    assert junit.exists(), f"the suite wrote no JUnit XML (exit {proc.returncode}): {output[-2000:]}"
-    return parse_junit(junit), output, junit
-
-
-def _summary(cases: dict[str, Case]) -> str:
-    return "; ".join(f"{c.name}: {c.outcome} {c.message[:300]}" for c in cases.values() if c.outcome != "passed")
-
-
-def _switch(lab: Lab, **values) -> None:
-    token = (lab.dir / "secrets" / "admin_token").read_text()
-    port = next(e.port for e in lab.entries() if e.name == "service")
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/faults", method="POST",
-                                     data=json.dumps({"switches": values}).encode(),
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def test_suite_declares_itself_as_the_runner_expects():
     from dashboard.suites.catalog import shipped_suites
     from dashboard.suites.shipped.performance import SUITE
@@ -97,7 +60,7 @@ def test_suite_declares_itself_as_the_runner_expects():
 def test_performance_suite_passes_against_a_healthy_lab_and_prints_every_pair(lab, tmp_path):
     cases, output, junit = run_suite(lab.config_path, tmp_path)
     assert set(cases) == A_B | {HIT_RATE, LIVE}, sorted(cases)
-    assert all(c.outcome == "passed" for c in cases.values()), _summary(cases)
+    assert all(c.outcome == "passed" for c in cases.values()), summary(cases)
     section = output[output.index("performance figures"):]
     for line in PAIR_LINES:
         assert re.search(line, section), f"no figure matching {line!r} in the output: {section[:3000]}"
@@ -118,16 +81,16 @@ def test_performance_suite_passes_against_a_healthy_lab_and_prints_every_pair(la
 def test_performance_suite_fails_naming_the_test_when_a_feature_is_broken_on_the_stack(
         lab, tmp_path, broken, healthy, select, failed, says):
     """The switch stays broken for the whole run: the stack as it runs is the "on" side."""
-    _switch(lab, **broken)
+    switch(lab, **broken)
     try:
         cases, output, _ = run_suite(lab.config_path, tmp_path, "-k", select)
     finally:
-        _switch(lab, **healthy)
+        switch(lab, **healthy)
     assert failed in cases and cases[failed].outcome == "failed" and says in cases[failed].message, \
         f"{broken}: {cases.get(failed)}"
     # Only the broken feature's test fails: slow hits are still hits, and save the same queries.
     others = {name: c for name, c in cases.items() if name != failed}
-    assert all(c.outcome == "passed" for c in others.values()), f"{broken}: {_summary(others)}"
+    assert all(c.outcome == "passed" for c in others.values()), f"{broken}: {summary(others)}"
     assert "FAILED" in output and failed in output
 
 
@@ -141,5 +104,5 @@ def test_without_admin_token_the_a_b_tests_skip_and_the_live_figures_still_run(l
         assert cases[name].outcome == "skipped", cases[name]
         assert "no [service] admin_token" in cases[name].message and "live figures only" in cases[name].message, \
             cases[name]
-    assert cases[LIVE].outcome == "passed" and cases[HIT_RATE].outcome == "passed", _summary(cases)
+    assert cases[LIVE].outcome == "passed" and cases[HIT_RATE].outcome == "passed", summary(cases)
     assert "live: A/B pairs not measured" in output and "live: the primary (primary) took" in output, output[-3000:]

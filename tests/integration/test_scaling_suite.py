@@ -10,83 +10,27 @@ JUnit XML. One lab serves the module; broken-lab runs select their test with -k.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-import urllib.request
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import CANARY, ROOT
+from conftest import ROOT
 from dashboard.lab.stack import Lab
+from lab_drive import Case, module_lab, run_shipped, summary
+from lab_drive import switch as set_switches
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 SUITE_DIR = ROOT / "dashboard" / "suites" / "shipped" / "scaling"
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    outcome: str            # passed | failed | error | skipped
-    message: str
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    the_lab = Lab(tmp_path_factory.mktemp("scaling-lab"))
-    the_lab.up(log=lambda line: None)
-    try:
-        yield the_lab
-    finally:
-        the_lab.down()
+lab = module_lab("scaling-lab")
 
 
 def run_suite(config: Path, tmp: Path, *select: str) -> dict[str, Case]:
-    """Run the suite the runner's way; its test cases by name (parametrized ids kept)."""
-    junit = tmp / f"junit-{len(list(tmp.glob('junit-*')))}.xml"
-    argv = [sys.executable, "-m", "pytest", str(SUITE_DIR), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--rootdir", str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--junitxml", str(junit), *select]
-    env = {**os.environ, "SCALEDASH_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
-    output = proc.stdout + proc.stderr
-    assert CANARY not in output
-    assert junit.exists(), f"the suite wrote no JUnit XML (exit {proc.returncode}): {output[-2000:]}"
-    return parse_junit(junit)
+    """The suite's cases by name (parametrized ids kept)."""
+    return run_shipped(SUITE_DIR, config, tmp, *select)[0]
 
 
-def parse_junit(path: Path) -> dict[str, Case]:
-    cases = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        outcome, message = "passed", ""
-        for kind in ("failure", "error", "skipped"):
-            found = case.find(kind)
-            if found is not None:
-                outcome = {"failure": "failed"}.get(kind, kind)
-                message = found.get("message", "") or (found.text or "")
-                break
-        cases[case.get("name")] = Case(case.get("name"), outcome, message)
-    return cases
-
-
-def _summary(cases: dict[str, Case]) -> str:
-    return "; ".join(f"{c.name}: {c.outcome} {c.message[:300]}" for c in cases.values() if c.outcome != "passed")
-
-
-def _switch(lab: Lab, **values) -> None:
-    token = (lab.dir / "secrets" / "admin_token").read_text()
-    port = next(e.port for e in lab.entries() if e.name == "service")
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/faults", method="POST",
-                                     data=json.dumps({"switches": values}).encode(),
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
 
 
 def _without(lab: Lab, pattern: str, name: str) -> Path:
@@ -110,7 +54,7 @@ def test_suite_declares_itself_as_the_runner_expects():
 def test_scaling_suite_passes_against_a_healthy_lab(lab, tmp_path):
     cases = run_suite(lab.config_path, tmp_path)
     assert len(cases) >= 15, sorted(cases)
-    assert all(c.outcome == "passed" for c in cases.values()), _summary(cases)
+    assert all(c.outcome == "passed" for c in cases.values()), summary(cases)
 
 
 @pytest.mark.parametrize("switch,broken,healthy,test,says", [
@@ -124,11 +68,11 @@ def test_scaling_suite_passes_against_a_healthy_lab(lab, tmp_path):
 ], ids=["reads-to-the-primary", "no-fallback", "no-batching", "cache-bypassed"])
 def test_scaling_suite_fails_naming_the_test_when_the_lab_is_broken(lab, tmp_path, switch, broken, healthy, test,
                                                                      says):
-    _switch(lab, **{switch: broken})
+    set_switches(lab, **{switch: broken})
     try:
         cases = run_suite(lab.config_path, tmp_path, "-k", test)
     finally:
-        _switch(lab, **{switch: healthy})
+        set_switches(lab, **{switch: healthy})
     assert set(cases) == {test}, sorted(cases)
     assert cases[test].outcome == "failed" and says in cases[test].message, f"{switch}={broken}: {cases[test]}"
     # The same selection passes once the switch is back: the failure was the break, not the test.
@@ -139,8 +83,8 @@ def test_scaling_suite_fails_naming_the_test_when_the_lab_is_broken(lab, tmp_pat
 def test_without_service_table_every_test_is_skipped_with_the_reason(lab, tmp_path):
     config = _without(lab, r"^\[service\]\n^url = .*\n^admin_token = .*\n", "no-service.toml")
     cases = run_suite(config, tmp_path)
-    assert cases and all(c.outcome == "skipped" for c in cases.values()), _summary(cases)
-    assert all("has no [service] url" in c.message for c in cases.values()), _summary(cases)
+    assert cases and all(c.outcome == "skipped" for c in cases.values()), summary(cases)
+    assert all("has no [service] url" in c.message for c in cases.values()), summary(cases)
 
 
 def test_without_admin_token_the_admin_tests_are_skipped_and_the_rest_still_run(lab, tmp_path):
