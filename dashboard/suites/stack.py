@@ -29,7 +29,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import config as config_module
-from dashboard.config_types import CacheTarget, Config, ReplicaTarget
+from dashboard.config_types import CacheTarget, Config, ConfigError, ReplicaTarget
 from dashboard.redact import describe_error, safe_message
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -234,3 +234,16 @@ def load_stack(path: str | None = None) -> Stack:
     return Stack(config=config, http=http, admin_token=token,
                  nodes=tuple(n for n in classified if isinstance(n, Node)),
                  unreachable=tuple(n for n in classified if isinstance(n, str)))
+
+
+def session_stack() -> Iterator[Stack]:
+    """A suite's `stack` fixture: `stack = pytest.fixture(scope="session")(session_stack)`
+    in its conftest. A config that cannot be read fails the run with its error lines."""
+    try:
+        the_stack = load_stack()
+    except ConfigError as exc:
+        pytest.fail("cannot read the stack's config: " + "; ".join(exc.lines()), pytrace=False)
+    try:
+        yield the_stack
+    finally:
+        the_stack.close()

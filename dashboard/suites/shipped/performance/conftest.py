@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.config_types import ConfigError
-from dashboard.suites.stack import load_stack
+from dashboard.suites.stack import session_stack
 
 SECTION = "performance figures"
 _LINES: list[str] = []
 
 
-@pytest.fixture(scope="session")
-def stack():
-    try:
-        the_stack = load_stack()
-    except ConfigError as exc:
-        pytest.fail("cannot read the stack's config: " + "; ".join(exc.lines()), pytrace=False)
-    try:
-        yield the_stack
-    finally:
-        the_stack.close()
+stack = pytest.fixture(scope="session", name="stack")(session_stack)
 
 
 class Figures:
