@@ -147,3 +147,19 @@ def test_a_state_cell_drops_the_age_rather_than_cut_it():
 def test_a_dumb_terminal_gets_an_ascii_via_mark():
     rows = [component("hello"), component("hello", source="http", target="hello")]
     assert shown_names(rows, 30, ascii_only=True)[rows[0].key] == "~hello"
+
+
+@pytest.mark.parametrize("lag_bytes", [0, 1536, 9.9 * 2**20, 151 * 2**10, 1023 * 2**20, 1.5 * 2**30, 999 * 2**30])
+@pytest.mark.parametrize("lag_seconds", [0.0, 9.9, 59.9, 3599.0, 86000.0])
+def test_a_replica_lag_always_fits_its_column_with_its_unit(lag_bytes, lag_seconds):
+    """Seen on the lab: "149 KiB 32.6s" in a 13-wide column read "149 KiB 32.6", a figure
+    without its unit. The column holds the widest figure and a gap."""
+    from widgets.rows import PANELS, RowContext
+    from widgets.rows.replica import LAG_WIDTH, lag
+
+    c = Component(Kind.REPLICA, "replica-1", State.DEGRADED, None, "postgres", "replica-1", 0.1,
+                  {"role": "replica", "lag_bytes": lag_bytes, "lag_seconds": lag_seconds})
+    text = lag(c, RowContext(read_share={}))
+    assert len(text) <= LAG_WIDTH - 1 and text.endswith(("s", "m", "h")), text
+    for columns in (PANELS["replica"].wide, PANELS["replica"].compact):
+        assert next(col.width for col in columns if col.key == "lag") == LAG_WIDTH

@@ -45,13 +45,17 @@ def read_share(c: Component, ctx: RowContext) -> str:
     return fmt.pct(ctx.read_share.get(c.name))
 
 
+# The widest lag reads "1023 MiB 59.9s" (fmt.size, fmt.seconds): 14 characters and a gap,
+# so a figure is never cut into a number without its unit.
+LAG_WIDTH = 15
+
 PANEL = Panel("replica", "Replicas", (Kind.REPLICA,), wide=[
     Column("name", "Node", 11, name), Column("state", "State", 10, state), Column("role", "Role", 5, role),
-    Column("lag", "Lag", 13, lag), Column("spark", "Lag trend", 13, history("lag_bytes", 12, lo=0)),
+    Column("lag", "Lag", LAG_WIDTH, lag), Column("spark", "Lag trend", 13, history("lag_bytes", 12, lo=0)),
     Column("paused", "Replay", 7, paused), Column("probe", "Probe", 7, m("latency_ms", fmt.ms)),
-    Column("reads", "Reads", 6, read_share), Column("src", "Src", 5, source),
+    Column("reads", "Reads", 5, read_share), Column("src", "Src", 5, source),
 ], compact=[
     # The primary reads "primary" where a replica shows its lag.
     Column("name", "Node", 10, name), Column("state", "State", 10, state),
-    Column("lag", "Lag", 13, lag_or_role), Column("src", "Src", 5, source),
+    Column("lag", "Lag", LAG_WIDTH, lag_or_role), Column("src", "Src", 4, source),
 ])
