@@ -109,11 +109,19 @@ def test_admin_switches_need_the_bearer_token_and_apply_all_or_nothing(lab):
     assert admin(lab, "GET", "/admin/state")[1]["switches"] == state["switches"]   # nothing applied
 
 
+def _fresh_quote(lab: Lab) -> None:
+    """Wait for a quote the upstream answered, not the fallback's stale one: after an
+    earlier test failed the upstream, its breaker stays open until its timeout."""
+    def fresh() -> bool:
+        status, quote = admin(lab, "GET", "/quote", token=None)
+        return status == 200 and quote.get("stale") is False
+    wait_for(fresh, timeout=60)
+
+
 def test_error_rate_is_met_while_the_fallback_answers_and_missed_without_it(lab):
     wait_kpi(lab, "error_rate", met=True)
     # A good quote first: before one, there is nothing to fall back to.
-    status, quote = admin(lab, "GET", "/quote", token=None)
-    assert status == 200 and quote["stale"] is False
+    _fresh_quote(lab)
     _upstream(lab, 1.0)
     try:
         # The upstream fails every call, but the stale quote answers: no failed request.
@@ -130,8 +138,7 @@ def test_error_rate_is_met_while_the_fallback_answers_and_missed_without_it(lab)
 
 
 def test_error_rate_is_missed_while_the_upstream_fails_with_its_breaker_bypassed(lab):
-    status, quote = admin(lab, "GET", "/quote", token=None)
-    assert status == 200 and quote["stale"] is False
+    _fresh_quote(lab)
     _upstream(lab, 1.0)
     try:
         wait_kpi(lab, "error_rate", met=True)
