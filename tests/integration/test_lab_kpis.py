@@ -174,7 +174,9 @@ def test_cache_speed_up_is_missed_when_hits_are_no_faster_than_the_database(lab)
     try:
         report = wait_kpi(lab, "cache_latency_improvement", met=False)
         assert _kpi(report, "cache_latency_improvement")["value"] < 0.5
-        assert _kpi(report, "cache_hit_rate")["met"] is True      # the cache still hits; it is only slow
+        # The cache still hits; it is only slow. (Not "the hit-rate KPI is met": the lab's
+        # hit rate sits at 0.80-0.85, on that target's edge, and dipped under it in one run.)
+        assert _kpi(report, "cache_hit_rate")["value"] >= 0.5, _kpi(report, "cache_hit_rate")
     finally:
         switch(lab, cache_hit_delay_ms=0)
     wait_kpi(lab, "cache_latency_improvement", met=True)
