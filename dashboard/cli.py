@@ -1,4 +1,4 @@
-"""Entry point: `scaledash [check|config check|suite list|suite run|lab|demo]`.
+"""Entry point: `scaledash [check|config check|suite list|suite run|drill list|drill run|lab|demo]`.
 
 Every path ends in an exit code and at most a few clean lines: config problems are
 `config error: <path>: <reason>` with exit 3, and anything unexpected goes through
@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     suite_run.add_argument("--timeout", dest="suite_timeout",
                            help="stop the suite after this long, e.g. 10m (default: the suite's own)")
 
+    from dashboard.drills.cli import add_parser as add_drill_parser
+
+    add_drill_parser(sub)
+
     lab = sub.add_parser("lab", help="the local lab: a real stack to watch, test and drill")
     lab.add_argument("action", choices=("up", "down", "status"))
     lab.add_argument("--dir", default=None, help="lab state directory (default ./.lab)")
@@ -98,8 +102,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         cwd = f" (in {safe_message(suite.cwd, 120)})" if suite.cwd else ""
         print(f"suite {safe_message(suite.name, 80)}: {safe_message(' '.join(suite.command), 200)}{cwd}: "
               f"{configured_suite(suite).kind.value}, run with `scaledash suite run {safe_message(suite.name, 80)}`")
-    for name in cfg.drill_names:
-        print(f"drill {safe_message(name, 80)}: disabled, this version does not run drills")
+    from dashboard.drills.catalog import listed
+
+    for drill in listed(cfg):
+        state = f"disabled: {drill.disabled}" if drill.disabled else \
+            f"{drill.safety}, run with `scaledash drill run {drill.name}`"
+        print(f"drill {safe_message(drill.name, 80)} ({drill.use}): {safe_message(state, 300)}")
     return 0
 
 
@@ -176,6 +184,14 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.suite_command == "run":
             return suite_cli.cmd_run(args, load_config)
         raise UsageError("usage: scaledash suite list | scaledash suite run NAME [--json] [--junit PATH]")
+    if args.command == "drill":
+        from dashboard.drills import cli as drill_cli
+
+        if args.drill_command == "list":
+            return drill_cli.cmd_list(args, load_config)
+        if args.drill_command == "run":
+            return drill_cli.cmd_run(args, load_config)
+        raise UsageError("usage: scaledash drill list | scaledash drill run NAME [--dry-run] [--confirm TARGET]")
     if args.command in ("lab", "demo"):
         return cmd_lab(args)
     return cmd_dashboard(args)

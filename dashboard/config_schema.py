@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from dashboard import redact
+from dashboard import config_drills, redact
 from dashboard.config_types import (
     SHAPE_TYPES,
     CacheTarget,
@@ -233,8 +233,10 @@ _SECTION_KEYS = {
 _SERVICE_KEYS = {"url", "admin_token"}
 _CONTRACT_KEYS = {"content_type", "body", "latency_ms", "samples", "request_body"}
 # Sub-tables of a section with keys of their own, by key path (the config-keys walk reads it).
-_NESTED_KEYS = {"edge.contract": _CONTRACT_KEYS}
-_TOP_KEYS = {"name", "interval", "timeout", "thresholds", "drill", "service", *_SECTION_KEYS}
+_NESTED_KEYS = {"edge.contract": _CONTRACT_KEYS, "drills": config_drills.DRILLS_KEYS,
+                "drill": config_drills.DRILL_KEYS - {"step", "rollback"}, "drill.step": config_drills.STEP_KEYS,
+                "drill.rollback": config_drills.STEP_KEYS}
+_TOP_KEYS = {"name", "interval", "timeout", "thresholds", "drill", "drills", "service", *_SECTION_KEYS}
 
 
 def _replica(c: _Checker, p: str, t: dict) -> ReplicaTarget | None:
@@ -546,16 +548,16 @@ def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -
     thresholds = _thresholds(c, doc)
     service = _service(c, doc)
     built = _sections(c, doc)
-    drills = doc.get("drill", [])
-    if not isinstance(drills, list) or not all(isinstance(d, dict) for d in drills):
-        c.fail("drill", "expected an array of tables ([[drill]])", show_value=False)
-        drills = []
+    drills = config_drills.drills(c, doc)
+    drill_settings = config_drills.settings(
+        c, doc, {t.name for s in ("replica", "cache", "source", "edge", "cdn") for t in built[s]}
+        | ({"service"} if service else set()))
     _warn_slow_global(c, interval, built)
     if c.problems:
         raise ConfigError(path, c.problems)
     return Config(path=path, name=name, interval=interval, timeout=timeout, thresholds=thresholds,
                   replicas=tuple(built["replica"]), caches=tuple(built["cache"]),
                   sources=tuple(built["source"]), edges=tuple(built["edge"]), cdns=tuple(built["cdn"]),
-                  suites=tuple(built["suite"]), drills=tuple(drills), service=service,
+                  suites=tuple(built["suite"]), drills=drills, drill_settings=drill_settings, service=service,
                   warnings=tuple(c.warnings),
                   intervals=dict(built.get("intervals", {})))

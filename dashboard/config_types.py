@@ -164,6 +164,31 @@ class ServiceTarget:
 
 
 @dataclass(frozen=True)
+class DrillsSettings:
+    """`[drills]`: the targets drills may act on, and where their records live."""
+
+    allow: tuple[str, ...] = ()
+    state_dir: str | None = None        # journal, reports, audit, locks (default ~/.local/state/scaledash)
+    processes: str | None = None        # a process table (name -> pid) for `signal` steps, e.g. a lab's
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    """One `[[drill]]`: a built-in (`use`) with its options, or steps of the user's own."""
+
+    name: str
+    use: str
+    target: str | None = None
+    description: str = ""
+    steady_state: tuple[str, ...] = ()
+    steps: tuple[dict, ...] = ()
+    rollback: tuple[dict, ...] = ()
+    commands: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     name: str
@@ -176,7 +201,8 @@ class Config:
     edges: tuple[EdgeTarget, ...] = ()
     cdns: tuple[CdnTarget, ...] = ()
     suites: tuple[SuiteTarget, ...] = ()
-    drills: tuple[dict, ...] = ()
+    drills: tuple[DrillConfig, ...] = ()
+    drill_settings: DrillsSettings = DrillsSettings()
     service: ServiceTarget | None = None
     warnings: tuple[str, ...] = ()
     # Per-target poll intervals (`interval` in a target's table); a target never polls
@@ -186,9 +212,13 @@ class Config:
 
     @property
     def drill_names(self) -> tuple[str, ...]:
-        """Each [[drill]]'s `name`, else its position (drills have no schema of their own yet)."""
-        return tuple(d["name"] if isinstance(d.get("name"), str) else f"drill[{i}]"
-                     for i, d in enumerate(self.drills))
+        return tuple(d.name for d in self.drills)
+
+    @property
+    def target_names(self) -> set[str]:
+        """Every configured target a drill may name (the [service] is "service")."""
+        names = {t.name for t in (*self.replicas, *self.caches, *self.sources, *self.edges, *self.cdns)}
+        return names | ({"service"} if self.service else set())
 
     @property
     def target_count(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 
@@ -99,4 +101,45 @@ name = "static"
 url = "{service}/static/app.js"
 interval = "5s"
 ''')
+    parts.append(_drills(lab_dir, ["primary", *replica_ports, "redis", "service"]))
     return "".join(parts)
+
+
+def _drills(lab_dir: Path, allowed: list[str]) -> str:
+    """The built-in drills on this lab: its own targets allowed, its own verbs as commands."""
+    def lab(*verb: str) -> str:
+        return json.dumps([sys.executable, "-m", "dashboard.cli", "lab", *verb, "--dir", str(lab_dir)])
+
+    return f'''
+# Drills may act on this lab's own targets (a real stack opts in per target the same way).
+# Their journal, reports, audit records and locks live in state_dir; `signal` steps find
+# PIDs in the lab's process table.
+[drills]
+allow = {json.dumps(allowed)}
+state_dir = "{lab_dir / 'drills'}"
+processes = "{lab_dir / 'lab.json'}"
+
+[[drill]]
+name = "failover"
+use = "failover"
+commands = {{ promote = {lab("promote", "{node}")}, repoint = {lab("repoint", "{node}", "--primary", "{primary}")}, restart = {lab("restart", "{process}")} }}
+
+[[drill]]
+name = "rejoin"
+use = "rejoin"
+commands = {{ rejoin = {lab("rejoin", "{node}", "--primary", "{primary}")} }}
+
+[[drill]]
+name = "redis-outage"
+use = "redis-outage"
+target = "redis"
+commands = {{ restart = {lab("restart", "{process}")} }}
+
+[[drill]]
+name = "upstream-fault"
+use = "upstream-fault"
+
+[[drill]]
+name = "replica-lag"
+use = "replica-lag"
+'''
