@@ -53,6 +53,10 @@ def write(files: RunFiles, outcome, plan: Plan | None, steps: list[dict], rollba
     return files.report_md, files.report_json
 
 
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|")
+
+
 def markdown(d: dict) -> str:
     lines = [f"# Drill {d['drill']} on {d['target']}: {d['verdict'].upper()}", "",
              f"- run: `{d['run']}` ({d.get('safety') or '?'})",
@@ -77,14 +81,14 @@ def markdown(d: dict) -> str:
     lines += ["", "## Steps", "", "| step | result | seconds | detail |", "|---|---|---|---|"]
     for s in d["steps"]:
         mark = " (irreversible)" if s.get("irreversible") else ""
-        lines.append(f"| {s['label']}{mark} | {s['status']} | {s['seconds']:.2f} | {s['detail']} |")
+        lines.append(f"| {_cell(s['label'])}{mark} | {s['status']} | {s['seconds']:.2f} | {_cell(s['detail'])} |")
     lines += ["", "## Rollbacks", ""]
     lines += [f"- {r['label']}: {r['status']} ({r['seconds']:.2f} s) {r['detail']}" for r in d["rollbacks"]] \
         or ["- none"]
     lines += ["", "## Timeline", "", "```"]
     lines += [f"{_stamp(e['at'])}  {e['kind']:<6} {e['text']}" for e in d["timeline"]]
     lines += ["```", "", "## Plan", "", "```", *d["plan"], "```", ""]
-    return "\n".join(lines).replace("|", "|")
+    return "\n".join(lines)
 
 
 def last_figure(state_dir: Path, name: str, limit: int = 50) -> tuple[float, dict] | None:

@@ -46,6 +46,7 @@ ABORT_VERIFY_S = 10.0       # after an abort and its rollback (RELIABILITY.md ca
 UNKNOWN_POLL_S = 30.0       # how long an unanswered call's `verify` is re-polled
 WATCH_S = 0.25              # how often the timeline looks for state changes
 MAX_DRILL_INTERVAL = 0.5    # the drill's engine polls at least this often: finer timings
+TIMELINE_FIGURES = ("role", "state")   # a node promoted, a breaker opening: news in the timeline
 
 
 def state_dir(config: Config) -> Path:
@@ -150,17 +151,25 @@ class DrillRunner:
                 self.on_entry(entry)
 
     async def _watch_states(self) -> None:
-        seen: dict[tuple, str] = {}
+        """Every change of a row's state, and of the figures a drill turns on (a node's
+        role, a breaker's own state), with the time the engine saw it."""
+        seen: dict[tuple, tuple] = {}
         while True:
             snap = self.engine.snapshot()
             if not snap.starting:
                 for c in snap.components:
+                    now = (c.state.value, *(c.metrics.get(k) for k in TIMELINE_FIGURES))
                     before = seen.get(c.key)
-                    if before is not None and before != c.state.value:
-                        detail = f" ({c.detail})" if c.detail else ""
-                        self._note("state", f"{c.kind.value} {c.name}{detail}: {before} -> {c.state.value}"
-                                   + (f" ({c.reason})" if c.reason else ""), c.state.value)
-                    seen[c.key] = c.state.value
+                    seen[c.key] = now
+                    if before is None or before == now:
+                        continue
+                    name = f"{c.kind.value} {c.name}" + (f" ({c.detail})" if c.detail else "")
+                    if before[0] != now[0]:
+                        self._note("state", f"{name}: {before[0]} -> {now[0]}"
+                                   + (f" ({c.reason})" if c.reason else ""), now[0])
+                    for key, old, new in zip(TIMELINE_FIGURES, before[1:], now[1:]):
+                        if old != new and new is not None:
+                            self._note("state", f"{name}: {key} {old} -> {new}", now[0])
             await asyncio.sleep(WATCH_S)
 
     # ------------------------------------------------------------ run
@@ -214,11 +223,13 @@ class DrillRunner:
         return outcome
 
     async def _settled(self) -> None:
-        """Until every target has answered once (rates need two polls) or a few seconds pass."""
+        """Until every target has answered once, then one more round of the polling loops
+        (rates need two readings); never a round of our own beside the loops (a probe
+        still running would be skipped and read as a failure)."""
         end = self.clock() + STEADY_WAIT_S
         while self.engine.snapshot().starting and self.clock() < end:
             await asyncio.sleep(0.1)
-        await self.engine.poll_round()
+        await asyncio.sleep(self.engine.interval * 1.5)
 
     def _start_record(self, plan: Plan) -> None:
         self._note("start", f"drill {self.drill.name} on {plan.target}" + (" (dry run)" if self.dry_run else ""),
