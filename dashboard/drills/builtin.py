@@ -21,7 +21,7 @@ MIB = 1024 * 1024
 DEFAULTS = {"writes_per_s": 50, "max_candidate_lag_bytes": MIB, "failure_rate": 1.0}
 DURATIONS = {"failover": 2.0, "redis-outage": 5.0, "upstream-fault": 8.0, "replica-lag": 8.0, "rejoin": 0.0}
 # Commands each built-in needs from the config (`commands = { promote = [...] }`).
-NEEDS = {"failover": ("promote", "repoint"), "rejoin": ("rejoin",), "redis-outage": ("restart",),
+NEEDS = {"failover": ("repoint",), "rejoin": ("rejoin",), "redis-outage": ("restart",),
          "upstream-fault": (), "replica-lag": ()}
 IRREVERSIBLE = {"failover", "rejoin"}
 DESCRIPTIONS = {
@@ -89,9 +89,7 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
         Step("observe", f"watch {settle:g}s of writes acknowledged by {primary}", {"duration": settle}),
         Step("signal", f"crash the primary {primary}: SIGKILL to {process}", {"process": process, "signal": "SIGKILL"},
              name="kill"),
-        Step("shell", f"promote {candidate}: {' '.join(_argv(cfg, 'promote', node=candidate))}",
-             {"command": _argv(cfg, "promote", node=candidate, candidate=candidate, primary=primary)},
-             name="promote", irreversible=True, timeout_s=60, verify=f"replica/{candidate}.role == primary"),
+        _promote(cfg, candidate, primary),
         Step("canary_wait", f"wait for the first write acknowledged by {candidate}", {"node": candidate,
                                                                                      "deadline": 15.0}),
     ]
@@ -120,6 +118,21 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
         verify=(f"replica/{candidate}.role == primary", f"replica/{candidate}.state == OK",
                 *(f"replica/{o}.state == OK" for o in others)),
         limits={"failover_seconds": ("<", 1.0), "lost_writes": ("==", 0)})
+
+
+def _promote(cfg: DrillConfig, candidate: str, primary: str) -> Step:
+    """The stack's own promotion command when configured (an HA tool: patronictl, repmgr);
+    else pg_promote() on the candidate through its [[replica]] DSN, as plain streaming
+    replication does it (the role needs EXECUTE on pg_promote). Irreversible either way:
+    the candidate starts a new timeline."""
+    verify = f"replica/{candidate}.role == primary"
+    if "promote" in cfg.commands:
+        argv = _argv(cfg, "promote", node=candidate, candidate=candidate, primary=primary)
+        return Step("shell", f"promote {candidate}: {' '.join(argv)}", {"command": argv}, name="promote",
+                    irreversible=True, timeout_s=60, verify=verify)
+    return Step("sql", f"promote {candidate}: SELECT pg_promote(true, 30)",
+                {"node": candidate, "sql": "SELECT pg_promote(true, 30)"}, name="promote", irreversible=True,
+                timeout_s=35, verify=verify)
 
 
 def _rejoin(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:

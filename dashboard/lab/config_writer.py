@@ -122,7 +122,8 @@ processes = "{lab_dir / 'lab.json'}"
 [[drill]]
 name = "failover"
 use = "failover"
-commands = {{ promote = {lab("promote", "{node}")}, repoint = {lab("repoint", "{node}", "--primary", "{primary}")}, restart = {lab("restart", "{process}")} }}
+# No promote command: pg_promote() on the candidate through the monitor role (granted it).
+commands = {{ repoint = {lab("repoint", "{node}", "--primary", "{primary}")}, restart = {lab("restart", "{process}")} }}
 
 [[drill]]
 name = "rejoin"
