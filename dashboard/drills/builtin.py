@@ -145,12 +145,12 @@ def _rejoin(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
     node = cfg.target or (down[0] if down else "?")
     if not cfg.target and not down:
         problems.append("no PostgreSQL node is down: nothing to rejoin")
+    argv = _argv(cfg, "rejoin", node=node, primary=primary)
     method = (
-        Step("shell", f"rebuild {node} as a replica of {primary}: {' '.join(_argv(cfg, 'rejoin', node=node))}",
-             {"command": _argv(cfg, "rejoin", node=node, primary=primary)}, name="rejoin", irreversible=True,
-             timeout_s=300),
+        Step("shell", f"rebuild {node} as a replica of {primary}: {' '.join(argv)}", {"command": argv},
+             name="rejoin", irreversible=True, timeout_s=300),
         Step("wait", f"wait until {node} streams from {primary}", {"until": f"replica/{node}.role == replica",
-                                                                   "deadline": 60.0}),
+                                                                   "deadline": 60.0, "figure": "stream_seconds"}),
     )
     return Plan(
         drill=_drill(cfg, config, (node, primary)), target=node,
