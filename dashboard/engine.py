@@ -78,6 +78,7 @@ class Target:
     attempts: int = 0
     successes: int = 0
     answered: int = 0      # probes the service answered (uptime): see `uptime`
+    completed: int = 0     # probes that ended, answered or not (a probe in flight is neither yet)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     notices: set[str] = field(default_factory=set)     # already logged (Reading.notice)
     slot: int = 0             # its place in a tick (`Engine._phase`)
@@ -291,6 +292,7 @@ class Engine:
 
     def _apply(self, t: Target, sample: Sample) -> None:
         t.last_sample = sample
+        t.completed += 1
         if not sample.ok:
             t.failures += 1
             t.last_error = sample.error
@@ -505,7 +507,7 @@ class Engine:
         return round(max(0.0, t.next_due - now), 3)
 
     def uptime(self, sources: tuple[str, ...] = ("scrape", "prometheus", "http")) -> tuple[int, int]:
-        """(probes the service answered, all probes) of the service-facing targets, else of all.
+        """(probes the service answered, probes that ended) of the service-facing targets, else of all.
 
         Service-facing: metric sources (/metrics, Prometheus) and HTTP targets (edge
         functions, CDN URLs); with none configured, every target. A probe counts as
@@ -515,7 +517,9 @@ class Engine:
         answered (README, "uptime" under "The lab").
         """
         chosen = [t for t in self.targets if t.probe.source in sources] or self.targets
-        return sum(t.answered for t in chosen), sum(t.attempts for t in chosen)
+        # Probes that ended: one still in flight is not yet a miss, and counting it would
+        # let a window's share go past 1 when it ends in the next window.
+        return sum(t.answered for t in chosen), sum(t.completed for t in chosen)
 
 
 def _judged_history(track: Track, comp: Component) -> Component:

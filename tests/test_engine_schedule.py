@@ -221,3 +221,21 @@ def test_backoff_grows_from_the_interval_and_is_capped_with_jitter():
             assert CANARY not in text
 
     run_scenario(scenario, vt=vt)
+
+
+def test_uptime_counts_probes_that_ended_so_a_probe_in_flight_is_not_a_miss():
+    """Counting a probe when it starts made it a miss until it answered: a window taken
+    while probes were in flight read below its true share, and the next one above 1."""
+    probe = ScriptedProbe("svc", source="http", script=[("slow", 0.2, 0.0)])
+    engine = Engine(make_config(), [probe])
+
+    async def scenario():
+        polling = asyncio.create_task(engine.poll_round())
+        await asyncio.sleep(0.05)
+        in_flight = engine.uptime()
+        await polling
+        return in_flight, engine.uptime()
+
+    in_flight, done = asyncio.run(scenario())
+    assert in_flight == (0, 0)
+    assert done == (1, 1)
