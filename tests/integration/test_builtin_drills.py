@@ -83,3 +83,47 @@ def test_a_wrong_confirmation_or_none_is_refused_and_nothing_acts(lab):
     plain = run_cli("drill", "run", "replica-lag", "--config", str(lab.config_path))
     assert plain.code == 3 and "no terminal to confirm in" in plain.err
     assert admin(lab, "GET", "/admin/state")[1]["routing"]["replicas"]["replica-1"]["replay_paused"] is False
+
+
+def test_redis_outage_falls_back_to_the_database_and_recovers(lab):
+    result, outcome = drill(lab, "redis-outage", "--confirm", "redis")
+    assert result.code == 0, outcome
+    f = outcome["figures"]
+    assert f["outage_error_rate"] is not None and f["outage_error_rate"] < 0.01
+    assert f["outage_hit_rate"] is not None and 0 <= f["outage_hit_rate"] <= 1
+    assert 0 < f["recovery_seconds"] < 30
+    md, data = reports_of(outcome)
+    assert any("cache redis: OK -> DOWN" in e["text"] for e in data["timeline"]), data["timeline"]
+    assert any(e.alive() for e in lab.entries() if e.name == "redis-server")
+
+
+def test_failover_then_rejoin_leaves_three_streaming_nodes_and_loses_no_acknowledged_write(lab):
+    result, outcome = drill(lab, "failover", "--confirm", "primary")
+    f = outcome["figures"]
+    # The verdict judges failover < 1 s; a loaded CI machine may miss it, so the test
+    # asserts sane bounds and the zero loss, and tests/bench/drill_failover.py gives figures.
+    assert result.code in (0, 1) and outcome["verdict"] in ("passed", "failed"), outcome
+    assert f["lost_writes"] == 0, f
+    assert f["old_node"] == "primary" and f["new_node"] in ("replica-1", "replica-2")
+    assert 0 < f["failover_seconds"] < 5, f
+    assert f["acknowledged"] > 50 and f["failed_writes"] >= 0
+    if outcome["verdict"] == "failed":
+        assert outcome["reason"].startswith("missed: failover_seconds"), outcome
+    md, data = reports_of(outcome)
+    assert "promote" in md and "(irreversible)" in md
+    assert any(f"replica {f['new_node']}: role replica -> primary" in e["text"] for e in data["timeline"])
+
+    result, rejoined = drill(lab, "rejoin", "--confirm", "primary")
+    assert result.code == 0, rejoined
+    topology = json.loads(run_cli("lab", "topology", "--json", "--dir", str(lab.dir)).out)["nodes"]
+    assert topology["primary"]["role"] == "standby" and topology["primary"]["upstream"] == f["new_node"]
+    assert all(n["role"] == "standby" and n["upstream"] == f["new_node"]
+               for name, n in topology.items() if name != f["new_node"])
+    assert admin(lab, "GET", "/admin/state")[1]["routing"]["writes"] == f["new_node"]
+
+
+def test_failover_is_refused_while_another_drill_holds_the_cluster_and_by_read_only_mode(lab):
+    ro = run_cli("--readonly", "drill", "run", "failover", "--config", str(lab.config_path), "--confirm", "x")
+    assert ro.code == 3 and "read-only mode" in ro.err
+    records = audit_outcomes(lab)
+    assert records[-1]["outcome"] == "refused" and "read-only" in records[-1]["reason"]
