@@ -122,7 +122,7 @@ def test_failover_then_rejoin_leaves_three_streaming_nodes_and_loses_no_acknowle
     assert admin(lab, "GET", "/admin/state")[1]["routing"]["writes"] == f["new_node"]
 
 
-def test_failover_is_refused_while_another_drill_holds_the_cluster_and_by_read_only_mode(lab):
+def test_read_only_mode_refuses_the_failover_drill_with_an_audit_record(lab):
     ro = run_cli("--readonly", "drill", "run", "failover", "--config", str(lab.config_path), "--confirm", "x")
     assert ro.code == 3 and "read-only mode" in ro.err
     records = audit_outcomes(lab)
