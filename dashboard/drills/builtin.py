@@ -87,8 +87,7 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
     method = [
         Step("canary_start", f"write canary rows through the service at {rate}/s", {"rate": rate}, name="canary"),
         Step("observe", f"watch {settle:g}s of writes acknowledged by {primary}", {"duration": settle}),
-        Step("signal", f"crash the primary {primary}: SIGKILL to {process}", {"process": process, "signal": "SIGKILL"},
-             name="kill"),
+        _stop(cfg, "kill", f"crash the primary {primary}", process, "SIGKILL", node=primary, primary=primary),
         _promote(cfg, candidate, primary),
         Step("canary_wait", f"wait for the first write acknowledged by {candidate}", {"node": candidate,
                                                                                      "deadline": 15.0}),
@@ -118,6 +117,15 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
         verify=(f"replica/{candidate}.role == primary", f"replica/{candidate}.state == OK",
                 *(f"replica/{o}.state == OK" for o in others)),
         limits={"failover_seconds": ("<", 1.0), "lost_writes": ("==", 0)})
+
+
+def _stop(cfg: DrillConfig, key: str, what: str, process: str, signal: str, **values: str) -> Step:
+    """The stack's own command (`commands.kill` / `commands.stop`: a host elsewhere, a
+    systemd unit) when configured; else a signal to the process named in [drills] processes."""
+    if key in cfg.commands:
+        argv = _argv(cfg, key, process=process, **values)
+        return Step("shell", f"{what}: {' '.join(argv)}", {"command": argv}, name=key, timeout_s=30)
+    return Step("signal", f"{what}: {signal} to {process}", {"process": process, "signal": signal}, name=key)
 
 
 def _promote(cfg: DrillConfig, candidate: str, primary: str) -> Step:
@@ -168,8 +176,7 @@ def _redis_outage(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
     outage = cfg.options.get("duration", DURATIONS["redis-outage"])
     restart = _argv(cfg, "restart", node=target, process=process)
     method = (
-        Step("signal", f"stop Redis {target}: SIGTERM to {process}", {"process": process, "signal": "SIGTERM"},
-             name="stop"),
+        _stop(cfg, "stop", f"stop Redis {target}", process, "SIGTERM", node=target),
         Step("wait", f"wait until the engine sees {target} DOWN", {"until": f"cache/{target}.state == DOWN",
                                                                   "deadline": 10.0}),
         Step("observe", f"watch {outage:g}s of the outage: hit rate and error rate", {"duration": outage,

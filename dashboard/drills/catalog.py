@@ -59,8 +59,9 @@ def _disabled(cfg: DrillConfig, config: Config) -> str | None:
             Condition.parse(text)
         except ConditionError as exc:
             return str(exc)
-    signals = cfg.use in ("failover", "redis-outage") or any(s.get("do") == "signal"
-                                                             for s in (*cfg.steps, *cfg.rollback))
+    signals = (cfg.use == "failover" and "kill" not in cfg.commands) \
+        or (cfg.use == "redis-outage" and "stop" not in cfg.commands) \
+        or any(s.get("do") == "signal" for s in (*cfg.steps, *cfg.rollback))
     if signals and not config.drill_settings.processes:
         return "needs [drills] processes (the process table its signal steps read PIDs from)"
     return None
