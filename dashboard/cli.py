@@ -116,6 +116,7 @@ async def run_check(cfg: config_mod.Config, window: float):
     from dashboard.engine import Engine
 
     engine = Engine(cfg)
+    engine.failover_seconds = last_failover(cfg)
     try:
         await engine.poll_round()
         await asyncio.sleep(window)
@@ -123,6 +124,17 @@ async def run_check(cfg: config_mod.Config, window: float):
         return engine.snapshot()
     finally:
         await engine.close()
+
+
+def last_failover(cfg: config_mod.Config) -> float | None:
+    """The failover time the newest failover drill on this config measured (its reports)."""
+    if not cfg.drills:
+        return None
+    from dashboard.drills.reports import last_figure
+    from dashboard.drills.runner import state_dir
+
+    found = last_figure(state_dir(cfg), "failover_seconds", cfg.path)
+    return found[0] if found else None
 
 
 def cmd_check(args: argparse.Namespace) -> int:

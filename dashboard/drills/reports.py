@@ -21,6 +21,10 @@ from dashboard.drills.journal import RunFiles, clean
 from dashboard.drills.model import Entry, Plan
 
 
+def _real(path: str) -> str:
+    return os.path.realpath(path) if path and not path.startswith("<") else path
+
+
 def _stamp(wall: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
 
@@ -34,7 +38,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def write(files: RunFiles, outcome, plan: Plan | None, steps: list[dict], rollbacks: list[dict],
-          timeline: list[Entry], ended: float) -> tuple[Path, Path]:
+          timeline: list[Entry], ended: float, config_path: str = "") -> tuple[Path, Path]:
     started = timeline[0].at if timeline else ended
     data = clean({
         "drill": outcome.drill, "target": outcome.target, "run": outcome.run, "operator": operator(),
@@ -45,7 +49,7 @@ def write(files: RunFiles, outcome, plan: Plan | None, steps: list[dict], rollba
         "safety": plan.drill.safety if plan else None, "plan": plan.describe() if plan else [],
         "steps": steps, "rollbacks": rollbacks,
         "timeline": [{"at": e.at, "kind": e.kind, "text": e.text, "status": e.status} for e in timeline],
-        "journal": str(files.journal),
+        "journal": str(files.journal), "config": _real(config_path),
     })
     files.prepare()
     _write_private(files.report_json, json.dumps(data, indent=2, allow_nan=False))
@@ -91,8 +95,10 @@ def markdown(d: dict) -> str:
     return "\n".join(lines)
 
 
-def last_figure(state_dir: Path, name: str, limit: int = 50) -> tuple[float, dict] | None:
-    """The newest report that measured `name`: (value, report data)."""
+def last_figure(state_dir: Path, name: str, config_path: str | None = None,
+                limit: int = 50) -> tuple[float, dict] | None:
+    """The newest report that measured `name` (of drills run with `config_path`, when
+    given: state dirs are shared, another stack's failover is not this one's)."""
     folder = state_dir / "reports"
     try:
         paths = sorted(folder.glob("*.json"), key=lambda p: p.name, reverse=True)[:limit]
@@ -102,6 +108,8 @@ def last_figure(state_dir: Path, name: str, limit: int = 50) -> tuple[float, dic
         try:
             data: Any = json.loads(path.read_text()[:2_000_000])
             value = data["figures"].get(name)
+            if config_path is not None and data.get("config") != _real(config_path):
+                continue
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             continue
         if isinstance(value, (int, float)) and not isinstance(value, bool):

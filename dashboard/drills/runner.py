@@ -385,7 +385,7 @@ class DrillRunner:
         outcome.journal = str(self.files.journal)
         if self.journal is not None:
             paths = reports.write(self.files, outcome, plan, self.step_log, self.rollbacks,
-                                  self.journal.entries, self.wall())
+                                  self.journal.entries, self.wall(), self.config.path)
             outcome.report_md, outcome.report_json = (str(p) for p in paths)
         timings = {s["label"]: s["seconds"] for s in self.step_log}
         if attempt is not None:
