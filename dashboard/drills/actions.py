@@ -82,6 +82,8 @@ async def _sql(step: Step, ctx: Context) -> StepResult:
         return StepResult("failed", f"{node.name}: {describe_error(exc)}")
     finally:
         conn.terminate()
+    if value is False:      # pg_promote(): false when the promotion did not finish in its wait
+        return StepResult("failed", f"{node.name} answered false")
     return StepResult("ok", f"{node.name} answered {safe_message(value, 80)}")
 
 
