@@ -57,6 +57,10 @@ def run(args: argparse.Namespace, dashboard: Callable[[Path], int] | None = None
     except ServerError as exc:
         print(f"lab: {safe_message(exc, 400)}", file=sys.stderr)
         return 1
+    except (OSError, ValueError) as exc:
+        # A drill step reads this line: a failed verb says what failed, never a traceback.
+        print(f"lab: {args.action} failed: {type(exc).__name__}: {safe_message(exc, 300)}", file=sys.stderr)
+        return 1
 
 
 def _drill_verb(lab: Lab, args: argparse.Namespace) -> str:

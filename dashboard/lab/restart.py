@@ -25,6 +25,7 @@ from dashboard.lab.servers import (
     spawn,
 )
 from dashboard.lab.servers.process import _start_failed, _wait_until
+from dashboard.lab.servers.standby import wait_stopped
 from dashboard.lab.stack import NODES, Entry, Lab
 from dashboard.lab.topology import nodes
 
@@ -53,6 +54,8 @@ def _restart_postgres(lab: Lab, node: str) -> Process:
         if primaries:
             raise ServerError(f"{node} was a primary and {primaries[0]} is the primary now: it would come back "
                               f"as a second one; use `scaledash lab rejoin {node} --primary {primaries[0]}`")
+    # Backends of a SIGKILLed postmaster still hold its shared memory until they notice.
+    wait_stopped(datadir)
     return cluster.start_node(node, datadir, entry.port)
 
 

@@ -79,9 +79,9 @@ def node_state(lab: Lab, cluster: PostgresCluster, name: str) -> NodeState:
         return NodeState(alive=False, role="down", **base)
     try:
         row = cluster.psql(entry.process(), NODE_STATE, timeout=PSQL_TIMEOUT).strip().split("|")
-    except ServerError as exc:
+        in_recovery, wal, received, replayed, paused, sender_port, status = row
+    except (ServerError, ValueError) as exc:
         return NodeState(alive=True, role="unknown", error=str(exc)[:200], **base)
-    in_recovery, wal, received, replayed, paused, sender_port, status = row
     if in_recovery != "t":
         return NodeState(alive=True, role="primary", wal_lsn=wal, **base)
     ports = {lab.entry(f"postgres-{n}").port: n for n in NODES}

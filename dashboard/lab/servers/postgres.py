@@ -77,7 +77,7 @@ class PostgresCluster:
     """A PostgreSQL primary plus streaming hot-standby replicas on 127.0.0.1.
 
     The superuser `postgres` may connect without password only over the unix
-    socket in each data dir; TCP clients (the role `monitor`, member of
+    socket (in the data root, see socket_dir); TCP clients (the role `monitor`, member of
     pg_monitor) must use scram-sha-256 when a password is given.
     """
 
