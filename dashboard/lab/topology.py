@@ -9,6 +9,7 @@ before they act.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from dashboard.lab.servers import PostgresCluster, ServerError, redis_command
@@ -92,8 +93,12 @@ def node_state(lab: Lab, cluster: PostgresCluster, name: str) -> NodeState:
 
 
 def nodes(lab: Lab, cluster: PostgresCluster | None = None) -> dict[str, NodeState]:
+    """Every node's state, asked all at once: right after a crash a drill picks the most
+    caught-up standby from this, and the failover's gap includes the time it takes."""
     cluster = cluster or lab.cluster()
-    return {name: node_state(lab, cluster, name) for name in NODES}
+    with ThreadPoolExecutor(len(NODES)) as pool:
+        states = pool.map(lambda name: node_state(lab, cluster, name), NODES)
+    return dict(zip(NODES, states))
 
 
 def redis_alive(lab: Lab) -> bool:

@@ -124,11 +124,14 @@ def _crash_promote_repoint_rejoin(lab: Lab) -> None:
     try:
         wait_for(lambda: len(writer.acked("primary")) >= CANARY_RATE, timeout=20, interval=0.05)
         os.kill(lab.entry("postgres-primary").pid, signal.SIGKILL)
+        killed = time.monotonic()
         # The most caught-up replica, as the drill picks it: the one that received the most WAL.
         standbys = [s for s in topology.nodes(lab).values() if s.role == "standby"]
         new = max(standbys, key=lambda s: topology.lsn_bytes(s.receive_lsn) or 0).name
         other = next(s.name for s in standbys if s.name != new)
+        picked = time.monotonic()
         promoted = lab_cli(lab, "promote", new)
+        promote_cli = time.monotonic() - picked
         assert promoted.code == 0 and promoted.out.startswith(f"lab: promoted {new} in "), promoted.text
         repointed = lab_cli(lab, "repoint", other, "--primary", new)
         assert repointed.code == 0 and f"{other} streams from {new}" in repointed.out, repointed.text
@@ -140,7 +143,8 @@ def _crash_promote_repoint_rejoin(lab: Lab) -> None:
     failed = [a for a in writer.answers if last_old.seq < a.seq < first_new.seq]
     gap = first_new.at - last_old.at
     print(f"failover gap {gap:.3f}s: last 200 from primary (seq {last_old.seq}) -> first 200 from {new} "
-          f"(seq {first_new.seq}); {len(failed)} writes failed in between; {promoted.out.strip()}")
+          f"(seq {first_new.seq}); {len(failed)} writes failed in between; candidate picked "
+          f"{picked - killed:.3f}s after the kill, `lab promote` ran {promote_cli:.3f}s: {promoted.out.strip()}")
     assert 0 < gap < 5
     assert {a.status for a in writer.answers} <= {200, 503}, "a write hung or failed other than with 503"
     assert routing(lab)["writes"] == new
