@@ -38,6 +38,9 @@ def restart(lab: Lab, name: str) -> str:
     if not entry.argv:
         raise ServerError(f"{name}: lab.json does not record how it was started (a lab started by an older "
                           "version); take it down and up again")
+    if entry.env_withheld:
+        raise ServerError(f"{name} was started with secrets in its environment ({', '.join(entry.env_withheld)}), "
+                          "which lab.json does not keep; take the lab down and up again")
     started = time.monotonic()
     node = name.removeprefix("postgres-")
     proc = _restart_postgres(lab, node) if name.startswith("postgres-") and node in NODES else _restart(lab, entry)

@@ -29,6 +29,8 @@ NODES = ("primary", *REPLICAS)
 # Commits that ask for it (the service's canary writes) wait until one standby, any,
 # has them; everything else keeps synchronous_commit off.
 SYNCHRONOUS_STANDBYS = "ANY 1 (*)"
+# Environment variables lab.json may hold: none of them is a secret.
+RECORDABLE_ENV = frozenset({"PYTHONUNBUFFERED"})
 STATE_FILE = "lab.json"
 # Stop order: clients of a server go before the server they use.
 STOP_ORDER = ("traffic", "prometheus", "postgres-exporter", "redis-exporter", "service", "upstream",
@@ -50,13 +52,20 @@ class Entry:
     cwd: str | None = None
     user: str | None = None
     env: dict[str, str] | None = None
+    env_withheld: list[str] | None = None
 
     @classmethod
     def of(cls, proc: Process) -> "Entry":
         launch = proc.launch
+        if launch is None:
+            return cls(proc.name, proc.pid, proc.port, str(proc.log_path), int(proc.stop_signal),
+                       _start_ticks(proc.pid))
+        # The exporters get their DSN and password through the environment: lab.json keeps
+        # only the names of such variables, and such a process cannot be restarted from it.
+        withheld = sorted(set(launch.env) - RECORDABLE_ENV)
         return cls(proc.name, proc.pid, proc.port, str(proc.log_path), int(proc.stop_signal),
-                   _start_ticks(proc.pid), list(launch.argv) if launch else None, launch.cwd if launch else None,
-                   launch.user if launch else None, dict(launch.env) if launch else None)
+                   _start_ticks(proc.pid), list(launch.argv), launch.cwd, launch.user,
+                   {k: v for k, v in launch.env.items() if k in RECORDABLE_ENV}, withheld or None)
 
     def process(self) -> Process:
         return Process(self.name, self.pid, self.port, Path(self.log), self.stop_signal)

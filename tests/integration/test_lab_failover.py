@@ -327,3 +327,20 @@ def test_a_failed_write_looks_for_the_writable_node_again_only_when_the_node_may
                 asyncpg.exceptions.NumericValueOutOfRangeError("integer out of range"),
                 asyncpg.exceptions.UndefinedTableError("no such table")):
         assert not says_not_writable(exc), exc
+
+
+def test_lab_json_records_how_to_restart_each_process_but_never_a_secret(lab):
+    recorded = lab.state_path.read_text()
+    for secret in (lab.dir / "secrets").iterdir():
+        assert secret.read_text() not in recorded, secret.name
+    redis = lab.entry("redis-server")
+    assert redis.argv and redis.argv[0].endswith("redis-server") and redis.cwd and not redis.env_withheld
+    assert lab.entry("postgres-replica-1").user == "postgres"
+    if "redis-exporter" not in {e.name for e in lab.entries()}:
+        return          # prometheus-redis-exporter is not installed here
+    exporter = lab.entry("redis-exporter")
+    assert exporter.env_withheld == ["REDIS_PASSWORD"] and exporter.env == {}
+    # Last in the module: the lab keeps a dead exporter from here on.
+    exporter.process().kill()
+    refused = lab_cli(lab, "restart", "redis-exporter")
+    assert refused.code == 1 and "secrets in its environment (REDIS_PASSWORD)" in refused.err, refused.text
