@@ -176,6 +176,31 @@ def _crash_promote_repoint_rejoin(lab: Lab) -> None:
         assert port_free(entry.port), f"{entry.name} still holds port {entry.port}"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_rejoin_falls_back_to_a_fresh_base_backup_when_pg_rewind_fails(tmp_path, monkeypatch):
+    from dashboard.lab import failover
+    from dashboard.lab.servers import ServerError, standby
+
+    def rewind_fails(*args, **kwargs):
+        raise ServerError("pg_rewind failed (made to fail by the test)")
+
+    the_lab = Lab(tmp_path / "lab")
+    the_lab.up(log=lambda line: None)
+    try:
+        the_lab.entry("postgres-primary").process().kill()
+        failover.promote(the_lab, "replica-1")
+        failover.repoint(the_lab, "replica-2", "replica-1")
+        monkeypatch.setattr(standby, "_rewind", rewind_fails)
+        line = failover.rejoin(the_lab, "primary", "replica-1")
+        assert line.startswith("lab: rejoined primary as a standby of replica-1 by pg_basebackup in "), line
+        state = topology.nodes(the_lab)["primary"]
+        assert (state.role, state.upstream, state.receiver) == ("standby", "replica-1", "streaming")
+        assert the_lab.entry("postgres-primary").alive()
+    finally:
+        the_lab.down()
+
+
 # ------------------------------------------------------------------ canary endpoints
 
 @pytest.mark.parametrize("body, error", [

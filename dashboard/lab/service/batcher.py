@@ -2,9 +2,9 @@
 
 A dedicated connection to the primary LISTENs on `items_changes` (NOTIFY is not
 replicated, so it must be the node that takes the writes: after a failover the
-connection follows the writable node).  Events that
-arrive within `batch_window_ms` of the first one are sent to every subscriber of
-/realtime as ONE text frame holding a JSON list.
+connection follows the writable node).  Events that arrive within `batch_window_ms`
+of the first one are sent to every subscriber of /realtime as ONE text frame holding
+a JSON list.
 
 Counting, chosen so that `1 - batcher_frames_total / batcher_messages_total` is the
 WebSocket overhead reduction the dashboard shows:
