@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_drill_parser(sub)
 
     lab = sub.add_parser("lab", help="the local lab: a real stack to watch, test and drill")
-    lab.add_argument("action", choices=("up", "down", "status"))
+    lab.add_argument("action", choices=("up", "down", "status", "topology", "promote", "repoint", "rejoin",
+                                        "restart"))
+    lab.add_argument("name", nargs="?", help="the node (promote, repoint, rejoin) or process (restart)")
+    lab.add_argument("--primary", help="repoint, rejoin: the node that is the primary now")
+    lab.add_argument("--json", action="store_true", help="topology: print JSON")
     lab.add_argument("--dir", default=None, help="lab state directory (default ./.lab)")
 
     demo = sub.add_parser("demo", help="lab up, the dashboard on it, lab down on exit")

@@ -1,15 +1,25 @@
-"""`scaledash lab up|down|status` and `scaledash demo`."""
+"""`scaledash lab up|down|status|topology|promote|repoint|rejoin|restart` and `scaledash demo`.
+
+The verbs after status are the lab's side of the drills: the drill engine runs them as
+commands and reads one line back (exit 0 done, 1 refused or failed with the reason on
+stderr).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable
 
 from dashboard.lab.servers import ServerError
+from dashboard.lab import failover, restart, topology
 from dashboard.lab.stack import Lab
 from dashboard.redact import safe_message
+
+# Verbs that act on one node or process, and whether they need --primary.
+NAMED = {"promote": False, "repoint": True, "rejoin": True, "restart": False}
 
 
 def _status(lab: Lab) -> int:
@@ -40,10 +50,37 @@ def run(args: argparse.Namespace, dashboard: Callable[[Path], int] | None = None
             stopped = lab.down()
             print(f"lab: stopped {len(stopped)} processes" + (f" ({', '.join(stopped)})" if stopped else ""))
             return 0
-        return _status(lab)
+        if args.action == "status":
+            return _status(lab)
+        print(safe_message(_drill_verb(lab, args), 8000))
+        return 0
     except ServerError as exc:
         print(f"lab: {safe_message(exc, 400)}", file=sys.stderr)
         return 1
+    except (OSError, ValueError) as exc:
+        # A drill step reads this line: a failed verb says what failed, never a traceback.
+        print(f"lab: {args.action} failed: {type(exc).__name__}: {safe_message(exc, 300)}", file=sys.stderr)
+        return 1
+
+
+def _drill_verb(lab: Lab, args: argparse.Namespace) -> str:
+    """Run topology|promote|repoint|rejoin|restart; its one answer line. ServerError when refused."""
+    if args.action == "topology":
+        report = topology.topology(lab)
+        return json.dumps(report) if getattr(args, "json", False) else topology.topology_line(report)
+    name, primary = getattr(args, "name", None), getattr(args, "primary", None)
+    if not name:
+        raise ServerError(f"usage: scaledash lab {args.action} NAME" + (" --primary NODE" if NAMED[args.action]
+                                                                       else "") + " [--dir D]")
+    if NAMED[args.action] and not primary:
+        raise ServerError(f"lab {args.action} needs --primary NODE (the node that is the primary now)")
+    if args.action == "promote":
+        return failover.promote(lab, name)
+    if args.action == "repoint":
+        return failover.repoint(lab, name, primary)
+    if args.action == "rejoin":
+        return failover.rejoin(lab, name, primary)
+    return restart.restart(lab, name)
 
 
 def demo(lab: Lab, keep: bool, dashboard: Callable[[Path], int]) -> int:

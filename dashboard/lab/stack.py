@@ -1,9 +1,10 @@
 """The lab as a whole: bring the stack up, record it, show it, take it down.
 
 `up` starts every process of the lab on free loopback ports and records each one
-(PID, port, log, start time) in `<dir>/lab.json` as soon as it runs, so `down` can
-stop everything by PID from another process, also after a crash halfway through `up`
-or of one of the servers. Secrets are generated per lab, live in `<dir>/secrets/`
+(PID, port, log, start time, and how it was started) in `<dir>/lab.json` as soon as it
+runs, so `down` can stop everything by PID from another process, also after a crash
+halfway through `up` or of one of the servers, and `restart` can start a dead one
+again the same way, on the same port. Secrets are generated per lab, live in `<dir>/secrets/`
 (mode 0600) and reach processes through files or the environment, never argv; the
 config the lab writes refers to them with `file:` references.
 """
@@ -21,9 +22,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dashboard.lab import servers
-from dashboard.lab.servers import Process, ServerError
+from dashboard.lab.servers import PostgresCluster, Process, ServerError
 
 REPLICAS = ("replica-1", "replica-2")
+NODES = ("primary", *REPLICAS)
+# Commits that ask for it (the service's canary writes) wait until one standby, any,
+# has them; everything else keeps synchronous_commit off.
+SYNCHRONOUS_STANDBYS = "ANY 1 (*)"
+# Environment variables lab.json may hold: none of them is a secret.
+RECORDABLE_ENV = frozenset({"PYTHONUNBUFFERED"})
 STATE_FILE = "lab.json"
 # Stop order: clients of a server go before the server they use.
 STOP_ORDER = ("traffic", "prometheus", "postgres-exporter", "redis-exporter", "service", "upstream",
@@ -32,7 +39,8 @@ STOP_ORDER = ("traffic", "prometheus", "postgres-exporter", "redis-exporter", "s
 
 @dataclass
 class Entry:
-    """One lab process as recorded in lab.json."""
+    """One lab process as recorded in lab.json; argv, cwd, user and env say how to start it
+    again (absent in the lab.json of an older version)."""
 
     name: str
     pid: int
@@ -40,6 +48,24 @@ class Entry:
     log: str
     stop_signal: int
     start_ticks: int | None
+    argv: list[str] | None = None
+    cwd: str | None = None
+    user: str | None = None
+    env: dict[str, str] | None = None
+    env_withheld: list[str] | None = None
+
+    @classmethod
+    def of(cls, proc: Process) -> "Entry":
+        launch = proc.launch
+        if launch is None:
+            return cls(proc.name, proc.pid, proc.port, str(proc.log_path), int(proc.stop_signal),
+                       _start_ticks(proc.pid))
+        # The exporters get their DSN and password through the environment: lab.json keeps
+        # only the names of such variables, and such a process cannot be restarted from it.
+        withheld = sorted(set(launch.env) - RECORDABLE_ENV)
+        return cls(proc.name, proc.pid, proc.port, str(proc.log_path), int(proc.stop_signal),
+                   _start_ticks(proc.pid), list(launch.argv), launch.cwd, launch.user,
+                   {k: v for k, v in launch.env.items() if k in RECORDABLE_ENV}, withheld or None)
 
     def process(self) -> Process:
         return Process(self.name, self.pid, self.port, Path(self.log), self.stop_signal)
@@ -89,10 +115,40 @@ class Lab:
 
     def _record(self, proc: Process, **extra) -> None:
         state = self._state() or {"dir": str(self.dir), "started_at": time.time(), "processes": []}
-        state["processes"].append(asdict(Entry(proc.name, proc.pid, proc.port, str(proc.log_path),
-                                               int(proc.stop_signal), _start_ticks(proc.pid))))
+        state["processes"].append(asdict(Entry.of(proc)))
         state.update(extra)
         self._write_state(state)
+
+    def replace(self, proc: Process) -> None:
+        """Record `proc` in place of the entry of the same name (a restarted process)."""
+        state = self._state()
+        entries = state.get("processes", [])
+        index = next((i for i, e in enumerate(entries) if e.get("name") == proc.name), None)
+        if index is None:
+            raise ServerError(f"{proc.name} is not a process of the lab in {self.dir}")
+        entries[index] = asdict(Entry.of(proc))
+        self._write_state(state)
+
+    def entry(self, name: str) -> Entry:
+        """The recorded process `name`; ServerError naming the known ones if there is none."""
+        entries = self.entries()
+        if not entries:
+            raise ServerError(f"no lab is running in {self.dir}")
+        found = next((e for e in entries if e.name == name), None)
+        if found is None:
+            raise ServerError(f"no lab process named {name!r}; known: {', '.join(e.name for e in entries)}")
+        return found
+
+    def cluster(self) -> PostgresCluster:
+        """The lab's PostgreSQL nodes as recorded (each postmaster runs in its data dir)."""
+        nodes = {}
+        for name in NODES:
+            entry = self.entry(f"postgres-{name}")
+            if not entry.cwd:
+                raise ServerError(f"{entry.name}: lab.json does not record its data dir (a lab started by "
+                                  "an older version); take it down and up again")
+            nodes[name] = (entry.process(), Path(entry.cwd))
+        return PostgresCluster.attach(self.dir, nodes)
 
     def _write_state(self, state: dict) -> None:
         tmp = self.state_path.with_suffix(".tmp")
@@ -176,7 +232,8 @@ class Lab:
         admin_token = self._secret("admin_token").read_text()
         self._write_state({"dir": str(self.dir), "started_at": time.time(), "processes": []})
 
-        cluster = servers.PostgresCluster(self.dir, replica_names=list(REPLICAS), password=pg_password)
+        cluster = servers.PostgresCluster(self.dir, replica_names=list(REPLICAS), password=pg_password,
+                                          synchronous_standby_names=SYNCHRONOUS_STANDBYS)
         try:
             cluster.start()
         finally:

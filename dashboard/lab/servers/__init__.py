@@ -34,6 +34,7 @@ from dashboard.lab.servers.process import LOCALHOST as LOCALHOST
 from dashboard.lab.servers.process import PACKAGES as PACKAGES
 from dashboard.lab.servers.process import START_TIMEOUT as START_TIMEOUT
 from dashboard.lab.servers.process import (
+    Launch,
     Process,
     ServerError,
     find_binary,
@@ -52,6 +53,7 @@ from dashboard.lab.servers.redis import RedisServer, redis_command
 
 __all__ = [
     "ExporterProcess",
+    "Launch",
     "PostgresCluster",
     "Process",
     "PrometheusServer",

@@ -57,6 +57,14 @@ def _pg_can_reach(path: Path) -> bool:
     return True
 
 
+def socket_dir(datadir: Path) -> Path:
+    """Where a node's unix socket lives: the data root all nodes share, told apart by port.
+
+    Not the data dir: pg_rewind copies every file of the source's data dir, and a socket
+    file cannot be read."""
+    return datadir.parent
+
+
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -69,13 +77,13 @@ class PostgresCluster:
     """A PostgreSQL primary plus streaming hot-standby replicas on 127.0.0.1.
 
     The superuser `postgres` may connect without password only over the unix
-    socket in each data dir; TCP clients (the role `monitor`, member of
+    socket (in the data root, see socket_dir); TCP clients (the role `monitor`, member of
     pg_monitor) must use scram-sha-256 when a password is given.
     """
 
     def __init__(self, base_dir: Path, replicas: int = 1, *,
                  replica_names: list[str] | None = None, password: str | None = None,
-                 port: int | None = None):
+                 port: int | None = None, synchronous_standby_names: str | None = None):
         if replica_names is not None and replicas not in (1, len(replica_names)):
             raise ValueError("replicas and replica_names disagree")
         names = list(replica_names) if replica_names is not None else [
@@ -89,6 +97,7 @@ class PostgresCluster:
         self.replica_names = names
         self.password = password
         self._requested_port = port
+        self._sync_names = synchronous_standby_names
         self.primary: Process | None = None
         self.replicas: list[Process] = []
         self._datadirs: dict[str, Path] = {}
@@ -117,7 +126,7 @@ class PostgresCluster:
         os.chmod(root, 0o700)
         return root
 
-    def _run_as_pg(self, jobs: dict[str, list[str]], timeout: float = START_TIMEOUT) -> None:
+    def run_as_pg(self, jobs: dict[str, list[str]], timeout: float = START_TIMEOUT) -> None:
         """Run PostgreSQL tools concurrently as the postgres user (they refuse root).
 
         jobs maps a log name to argv; all must exit 0 before the deadline.
@@ -155,7 +164,7 @@ class PostgresCluster:
         self.primary = self._start_primary(root, binaries)
         self._create_monitor_role()
         # Base backups run in parallel: each mostly waits on its own checkpoint and copy.
-        self._run_as_pg({f"basebackup-{name}": self._basebackup_argv(root / name, name, binaries)
+        self.run_as_pg({f"basebackup-{name}": self._basebackup_argv(root / name, name, binaries)
                          for name in self.replica_names})
         for name in self.replica_names:
             self.replicas.append(self._start_replica(root / name, name, binaries))
@@ -163,7 +172,7 @@ class PostgresCluster:
 
     def _start_primary(self, root: Path, binaries: dict[str, str]) -> Process:
         datadir = root / "primary"
-        self._run_as_pg({"initdb": [binaries["initdb"], "-D", str(datadir), "-U", PG_USER,
+        self.run_as_pg({"initdb": [binaries["initdb"], "-D", str(datadir), "-U", PG_USER,
                                     "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
                                     "--auth-local=trust", "--auth-host=reject"]})
         port = self._requested_port or free_port()
@@ -176,7 +185,7 @@ class PostgresCluster:
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(port),
-            "unix_socket_directories": _conf_value(str(datadir)),
+            "unix_socket_directories": _conf_value(str(socket_dir(datadir))),
             "wal_level": "replica",
             "max_wal_senders": str(max(10, 2 * len(self.replica_names) + 4)),
             "max_replication_slots": "10",
@@ -190,7 +199,16 @@ class PostgresCluster:
             "logging_collector": "off",
             # Replicas report status often so pg_stat_replication fills quickly.
             "wal_receiver_status_interval": "'1s'",
+            # pg_rewind needs it to rebuild a crashed former primary as a standby.
+            "wal_log_hints": "on",
+            # A standby whose primary died retries streaming after this; PostgreSQL 15 also
+            # acts on a promote request only then (5 s by default: a 5 s failover).
+            "wal_retrieve_retry_interval": "'100ms'",
         }
+        if self._sync_names:
+            # Only commits that ask for it (SET LOCAL synchronous_commit) wait for a standby:
+            # synchronous_commit stays off for everything else.
+            settings["synchronous_standby_names"] = _conf_value(self._sync_names)
         return "\n# added by dashboard.lab.servers\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
 
     def _hba(self) -> str:
@@ -215,9 +233,17 @@ class PostgresCluster:
             raise _start_failed(proc, f"postgres {name} on port {port} {state}")
         return proc
 
+    def start_node(self, name: str, datadir: Path, port: int) -> Process:
+        """Start the postmaster of an existing data dir (a restart, a rebuilt standby) on
+        `port` and wait until it accepts connections; raise ServerError if it does not."""
+        return self._start_postgres(name, datadir, port, {"postgres": require_binary("postgres", pg=True)})
+
+    def accepts(self, node: Process) -> bool:
+        return self._accepts(self.datadir(node), node.port)
+
     def _accepts(self, datadir: Path, port: int) -> bool:
         # A socket file alone is not enough: the server may still be recovering.
-        if not (datadir / f".s.PGSQL.{port}").exists():
+        if not (socket_dir(datadir) / f".s.PGSQL.{port}").exists():
             return False
         result = self._psql_raw(datadir, port, "select 1", timeout=5.0)
         return result.returncode == 0
@@ -228,9 +254,13 @@ class PostgresCluster:
         self.psql(self.primary, f"CREATE ROLE monitor LOGIN{password};\nGRANT pg_monitor TO monitor;\n")
 
     def _replica_conninfo(self, name: str) -> str:
-        # Over the primary's unix socket: `postgres` is trusted there for replication.
-        return (f"host={self._datadirs['primary']} port={self.primary.port} user={PG_USER} "
-                f"application_name={name}")
+        return self.conninfo(self.primary, application_name=name)
+
+    def conninfo(self, upstream: Process, application_name: str) -> str:
+        """primary_conninfo for a standby of `upstream`: over its unix socket, where
+        `postgres` is trusted for replication."""
+        return (f"host={socket_dir(self.datadir(upstream))} port={upstream.port} user={PG_USER} "
+                f"application_name={application_name}")
 
     def _basebackup_argv(self, datadir: Path, name: str, binaries: dict[str, str]) -> list[str]:
         return [binaries["pg_basebackup"], "-D", str(datadir), "-d", self._replica_conninfo(name),
@@ -241,7 +271,7 @@ class PostgresCluster:
         # postgresql.auto.conf is read last, so these override the primary's copy.
         with open(datadir / "postgresql.auto.conf", "a") as conf:
             conf.write(f"port = {port}\n"
-                       f"unix_socket_directories = {_conf_value(str(datadir))}\n"
+                       f"unix_socket_directories = {_conf_value(str(socket_dir(datadir)))}\n"
                        f"primary_conninfo = {_conf_value(self._replica_conninfo(name))}\n")
         return self._start_postgres(name, datadir, port, binaries)
 
@@ -266,6 +296,16 @@ class PostgresCluster:
 
     # -- use -----------------------------------------------------------------
 
+    @classmethod
+    def attach(cls, base_dir: Path, nodes: dict[str, tuple[Process, Path]]) -> "PostgresCluster":
+        """The cluster of a running lab, from what it recorded: node name -> (postmaster,
+        data dir). Roles may have changed since `start` (a promotion), so `primary` and
+        `replicas` stay empty: callers name nodes. `stop()` stops only what it started."""
+        cluster = cls(base_dir)
+        cluster.replica_names = [name for name in nodes if name != "primary"]
+        cluster._datadirs = {name: Path(datadir) for name, (_, datadir) in nodes.items()}
+        return cluster
+
     @property
     def nodes(self) -> list[Process]:
         return [p for p in [self.primary, *self.replicas] if p is not None]
@@ -289,7 +329,7 @@ class PostgresCluster:
 
     def _psql_raw(self, datadir: Path, port: int, sql: str, timeout: float) -> subprocess.CompletedProcess:
         argv = [self._psql_bin, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                "-h", str(datadir), "-p", str(port), "-U", PG_USER, "-d", "postgres", "-f", "-"]
+                "-h", str(socket_dir(datadir)), "-p", str(port), "-U", PG_USER, "-d", "postgres", "-f", "-"]
         try:
             return subprocess.run(argv, input=sql, capture_output=True, text=True,
                                   timeout=timeout, env=_clean_env(), cwd="/")

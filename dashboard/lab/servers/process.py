@@ -167,6 +167,17 @@ def _pid_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How a process was started, so that it can be started again the same way (no secret:
+    argv, cwd and these environment additions are all readable through /proc anyway)."""
+
+    argv: tuple[str, ...]
+    cwd: str | None = None
+    user: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Process:
     """One started server, identified and stopped by its PID."""
@@ -177,6 +188,7 @@ class Process:
     log_path: Path
     stop_signal: int = signal.SIGTERM
     popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    launch: Launch | None = field(default=None, repr=False, compare=False)
 
     def alive(self) -> bool:
         # Our own children must be reaped through Popen, else they linger as zombies.
@@ -298,8 +310,8 @@ def spawn(
             )
         except OSError as exc:
             raise ServerError(f"{name}: cannot execute {argv[0]}: {exc}") from exc
-    return Process(name=name, pid=popen.pid, port=port, log_path=log_path,
-                   stop_signal=stop_signal, popen=popen)
+    return Process(name=name, pid=popen.pid, port=port, log_path=log_path, stop_signal=stop_signal, popen=popen,
+                   launch=Launch(tuple(argv), None if cwd is None else str(cwd), user, dict(env or {})))
 
 
 def _start_failed(proc: Process, what: str) -> ServerError:

@@ -4,7 +4,8 @@ POST /admin/faults sets edge function faults (latency, error rate, a 200 answer 
 the wrong shape), passes upstream faults through to the upstream's own admin
 endpoint, and flips the service's switches (SWITCHES);
 GET /admin/state shows the routing table, breaker states, healthy replicas and the
-switches.  The token is compared in constant time and never logged or echoed.
+switches. (GET /admin/canary, a drill's read-back of its canary rows, lives with the
+canary writes in canary.py, behind the same guard.)  The token is compared in constant time and never logged or echoed.
 
 The switches exist so that each target the dashboard judges can be seen missed on a
 real stack, not only met: each breaks one mechanism the target depends on, and

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from dashboard.lab.service.admin import AdminHandlers, bearer_guard
 from dashboard.lab.service.batcher import RealtimeBatcher
 from dashboard.lab.service.breakers import Breakers
+from dashboard.lab.service.canary import CanaryHandlers
 from dashboard.lab.service.cache import LayeredCache, make_redis
 from dashboard.lab.service.cdn import EdgeCache
 from dashboard.lab.service.database import Database
@@ -93,7 +94,7 @@ async def _build_service(settings: ServiceSettings) -> Service:
     return Service(
         settings=settings, metrics=metrics, breakers=breakers, db=db,
         cache=LayeredCache(metrics, redis, breakers.register("redis")),
-        batcher=RealtimeBatcher(settings.primary_dsn, settings.pg_password, metrics, settings.batch_window_ms),
+        batcher=RealtimeBatcher(db.writer_dsn, settings.pg_password, metrics, settings.batch_window_ms),
         edge=EdgeFunctions(metrics),
         quotes=QuoteClient(settings.upstream_url, session, breakers.register("upstream"), settings.admin_token),
         session=session, redis=redis, tasks=[])
@@ -131,6 +132,7 @@ async def build_app(settings: ServiceSettings) -> web.Application:
     app = web.Application(middlewares=[metrics_middleware(service.metrics)], client_max_size=64 * 1024)
     app[SERVICE_KEY] = service
     items = ItemHandlers(service.db, service.cache)
+    canary = CanaryHandlers(service.db)
     admin = AdminHandlers(service)
 
     async def metrics_handler(request: web.Request) -> web.Response:
@@ -143,6 +145,7 @@ async def build_app(settings: ServiceSettings) -> web.Application:
     router.add_get("/items/{id}", items.read, name=ITEM_READ_ROUTE, allow_head=False)
     router.add_put("/items/{id}", items.write, name="items_write")
     router.add_post("/items/prices", items.write_prices, name="items_prices")
+    router.add_post("/canary", canary.write, name="canary")
     router.add_get("/quote", service.quotes.handle, name="quote", allow_head=False)
     functions = router.add_resource("/functions/v1/{name}", name="functions")
     functions.add_route("GET", service.edge.handle)
@@ -153,6 +156,8 @@ async def build_app(settings: ServiceSettings) -> web.Application:
     router.add_get("/healthz", healthz, name="healthz", allow_head=False)
     router.add_post("/admin/faults", bearer_guard(settings.admin_token, admin.faults), name="admin_faults")
     router.add_get("/admin/state", bearer_guard(settings.admin_token, admin.state), name="admin_state",
+                   allow_head=False)
+    router.add_get("/admin/canary", bearer_guard(settings.admin_token, canary.seqs), name="admin_canary",
                    allow_head=False)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)

@@ -1,8 +1,10 @@
 """The real-time batcher: PostgreSQL NOTIFY events -> one WebSocket frame per window.
 
-A dedicated connection to the primary LISTENs on `items_changes`.  Events that
-arrive within `batch_window_ms` of the first one are sent to every subscriber of
-/realtime as ONE text frame holding a JSON list.
+A dedicated connection to the primary LISTENs on `items_changes` (NOTIFY is not
+replicated, so it must be the node that takes the writes: after a failover the
+connection follows the writable node).  Events that arrive within `batch_window_ms`
+of the first one are sent to every subscriber of /realtime as ONE text frame holding
+a JSON list.
 
 Counting, chosen so that `1 - batcher_frames_total / batcher_messages_total` is the
 WebSocket overhead reduction the dashboard shows:
@@ -25,6 +27,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import Callable
 
 import asyncpg
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -41,13 +44,16 @@ SEND_TIMEOUT = 1.0
 CONNECT_TIMEOUT = 2.0
 KEEPALIVE_SECONDS = 5.0
 MAX_BACKOFF = 5.0
+# While no writable node is known (a failover), look again this often: no backoff, the
+# gap is short and every event until the LISTEN is back is lost.
+NO_WRITER_RETRY = 0.1
 
 
 class RealtimeBatcher:
-    def __init__(self, dsn: str, password: str | None, metrics: ServiceMetrics, window_ms: int,
-                 name: str = "realtime") -> None:
+    def __init__(self, dsn: Callable[[], str | None], password: str | None, metrics: ServiceMetrics,
+                 window_ms: int, name: str = "realtime") -> None:
         self.name = name
-        self._dsn = dsn
+        self._dsn = dsn             # the writable node's DSN now, None while none is known
         self._password = password
         self._metrics = metrics
         self._window = window_ms / 1000
@@ -72,19 +78,22 @@ class RealtimeBatcher:
             asyncio.get_running_loop().call_later(self._window, self._wake.set)
 
     async def listen(self) -> None:
-        """Keep a LISTEN connection to the primary; reconnect with backoff when it drops."""
+        """Keep a LISTEN connection to the writable node; reconnect with backoff when it drops,
+        and move when the writable node changes."""
         backoff = 0.5
         while True:
+            dsn = self._dsn()
+            if dsn is None:
+                await asyncio.sleep(NO_WRITER_RETRY)
+                continue
             conn = None
             try:
-                conn = await asyncpg.connect(self._dsn, password=self._password, timeout=CONNECT_TIMEOUT)
+                conn = await asyncpg.connect(dsn, password=self._password, timeout=CONNECT_TIMEOUT)
                 await conn.add_listener(queries.NOTIFY_CHANNEL, self._on_notify)
                 self.listening, backoff = True, 0.5
                 log.info("listening on %s", queries.NOTIFY_CHANNEL)
-                while not conn.is_closed():
-                    await asyncio.sleep(KEEPALIVE_SECONDS)
-                    # A primary that vanished without a FIN is only noticed by talking to it.
-                    await conn.execute("SELECT 1", timeout=CONNECT_TIMEOUT)
+                await self._keep_alive(conn, dsn)
+                continue        # the writable node moved: follow it at once
             except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("listen connection lost (%s); events until reconnect are lost; retry in %.1fs",
                             describe_error(exc, 100), backoff)
@@ -94,6 +103,19 @@ class RealtimeBatcher:
                     conn.terminate()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _keep_alive(self, conn: asyncpg.Connection, dsn: str) -> None:
+        """Return when the writable node is no longer the one `conn` is on; raise when it drops."""
+        waited = 0.0
+        while not conn.is_closed() and self._dsn() == dsn:
+            await asyncio.sleep(NO_WRITER_RETRY)
+            waited += NO_WRITER_RETRY
+            if waited >= KEEPALIVE_SECONDS:
+                waited = 0.0
+                # A primary that vanished without a FIN is only noticed by talking to it.
+                await conn.execute("SELECT 1", timeout=CONNECT_TIMEOUT)
+        if conn.is_closed():
+            raise ConnectionResetError("LISTEN connection closed")
 
     # -- frames out ----------------------------------------------------------------
 

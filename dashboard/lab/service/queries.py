@@ -45,6 +45,30 @@ FOR EACH ROW EXECUTE FUNCTION items_notify()"""
 
 NOTIFY_CHANNEL = "items_changes"
 
+# Canary rows a failover drill writes through POST /canary and counts afterwards on the
+# new primary (GET /admin/canary): `node` is the configured name of the node that
+# committed the row. A seq sent again (its first answer was lost) keeps its first row.
+CREATE_CANARY = """
+CREATE TABLE IF NOT EXISTS canary (
+    run text NOT NULL,
+    seq int NOT NULL,
+    node text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run, seq)
+)"""
+
+INSERT_CANARY = "INSERT INTO canary (run, seq, node) VALUES ($1, $2, $3) ON CONFLICT (run, seq) DO NOTHING"
+
+SELECT_CANARY = "SELECT seq FROM canary WHERE run = $1 ORDER BY seq LIMIT $2"
+
+# For one transaction (a canary write): the commit returns once a synchronous standby
+# (synchronous_standby_names = 'ANY 1 (*)' on the lab primary) has written the WAL to
+# its OS. remote_write, not remote_apply: a standby that is promoted replays all the WAL
+# it has received before it takes writes, so "written there" already survives the
+# primary's crash; waiting for replay as well would add the replay delay to every
+# canary write and stall them while a drill pauses replay on a replica.
+SYNC_COMMIT_REMOTE_WRITE = "SET LOCAL synchronous_commit = remote_write"
+
 SELECT_ITEM = "SELECT id, name, price, updated_at FROM items WHERE id = $1"
 
 # Upsert; the returned row is what the writer sees, and the WAL position after the

@@ -18,10 +18,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import asyncpg
 
 from dashboard.lab.service import queries
+from dashboard.lab.service.writer import WritableNode, says_not_writable
 from dashboard.redact import describe_error
 
 log = logging.getLogger("lab.service.replicas")
@@ -30,6 +32,7 @@ CHECK_INTERVAL = 1.0
 CONNECT_TIMEOUT = 1.0
 QUERY_TIMEOUT = 0.8
 MAX_BACKOFF = 5.0
+TAKES_WRITES = "takes the writes"
 
 
 @dataclass(frozen=True)
@@ -82,50 +85,68 @@ def _receiver(row) -> str | None:
 
 
 class PrimaryPosition:
-    """The primary's current WAL position on a dedicated connection, shared by the monitors.
+    """The writable node's current WAL position on a dedicated connection, shared by the monitors.
 
+    It follows the writable node (`WritableNode`): after a failover the lag basis is the
+    new primary. A read that fails in a way that says the node stopped taking writes
+    tells the search, so a dead primary is noticed within a check even without writes.
     Two monitors checking in the same instant share one read (`MAX_AGE`): a position a
     little older than the replica's only understates the lag, never overstates it.
     """
 
     MAX_AGE = 0.2
 
-    def __init__(self, dsn: str, password: str | None) -> None:
-        self._dsn = dsn
+    def __init__(self, writer: WritableNode, password: str | None) -> None:
+        self._writer = writer
         self._password = password
         self._conn: asyncpg.Connection | None = None
+        self._conn_node: str | None = None
         self._lock = asyncio.Lock()
         self._lsn: int | None = None
         self._read_at = 0.0
 
     async def lsn(self) -> int | None:
-        """The position, or None when the primary cannot be read (callers fall back)."""
+        """The position, or None when no writable node can be read (callers fall back)."""
         async with self._lock:
             if time.monotonic() - self._read_at > self.MAX_AGE:
                 self._lsn, self._read_at = await self._read(), time.monotonic()
             return self._lsn
 
     async def _read(self) -> int | None:
+        node = self._writer.name
+        if node != self._conn_node:
+            await self.close()
+        if node is None:
+            return None
         try:
             if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(self._dsn, password=self._password, timeout=CONNECT_TIMEOUT)
+                self._conn = await asyncpg.connect(self._writer.dsn(node), password=self._password,
+                                                   timeout=CONNECT_TIMEOUT)
+                self._conn_node = node
             return int(await self._conn.fetchval(queries.PRIMARY_WAL_LSN, timeout=QUERY_TIMEOUT))
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.debug("primary position unread: %s", describe_error(exc, 80))
+            if says_not_writable(exc):
+                self._writer.lost(node, describe_error(exc, 80))
             await self.close()
             return None
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._conn_node = self._conn, None, None
         await _close_quietly(conn)
 
 
 class ReplicaMonitor:
-    """Checks one replica every CHECK_INTERVAL seconds until `run()` is cancelled."""
+    """Checks one node every CHECK_INTERVAL seconds until `run()` is cancelled.
+
+    Every configured node has a monitor, since any may be a replica after a failover;
+    while `is_writer()` says the node takes writes, it is not checked (it is no replica).
+    """
 
     def __init__(self, name: str, dsn: str, password: str | None, max_lag_bytes: int,
-                 primary: PrimaryPosition | None = None) -> None:
+                 primary: PrimaryPosition | None = None, is_writer: Callable[[], bool] = lambda: False) -> None:
         self.name = name
+        self._is_writer = is_writer
         self._dsn = dsn
         self._password = password
         self._max_lag = max_lag_bytes
@@ -136,6 +157,13 @@ class ReplicaMonitor:
     async def run(self) -> None:
         backoff = CHECK_INTERVAL
         while True:
+            if self._is_writer():
+                await self.close()
+                if self.health.reason != TAKES_WRITES:
+                    log.info("node %s takes the writes: not checked as a replica", self.name)
+                self.health = ReplicaHealth(self.name, healthy=False, reason=TAKES_WRITES, checked_at=time.monotonic())
+                await asyncio.sleep(CHECK_INTERVAL)
+                continue
             ok = await self.check()
             backoff = CHECK_INTERVAL if ok else min(backoff * 2, MAX_BACKOFF)
             await asyncio.sleep(CHECK_INTERVAL if ok else backoff)
