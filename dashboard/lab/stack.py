@@ -244,8 +244,9 @@ class Lab:
         cluster.psql(cluster.primary, "CREATE DATABASE app OWNER app")
         # The scaling suite pauses replay on a replica through the config's DSNs (the
         # health and lag checks); in the lab, the monitor role may do that.
-        cluster.psql(cluster.primary, "GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() "
-                                      "TO monitor")
+        # The failover drill promotes with pg_promote() through the monitor role's DSN.
+        cluster.psql(cluster.primary, "GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume(), "
+                                      "pg_promote(boolean, integer) TO monitor")
         log(f"postgres: primary :{cluster.primary.port}, "
             + ", ".join(f"{p.name} :{p.port}" for p in cluster.replicas))
 

@@ -67,7 +67,11 @@ SELECT_CANARY = "SELECT seq FROM canary WHERE run = $1 ORDER BY seq LIMIT $2"
 # it has received before it takes writes, so "written there" already survives the
 # primary's crash; waiting for replay as well would add the replay delay to every
 # canary write and stall them while a drill pauses replay on a replica.
-SYNC_COMMIT_REMOTE_WRITE = "SET LOCAL synchronous_commit = remote_write"
+# With no standby connected (a node just promoted, its replicas not yet repointed) the
+# commit is local instead: waiting for a standby that does not exist would stall every
+# write until one comes back (Patroni's non-strict synchronous mode, decided per commit).
+SYNC_COMMIT_REMOTE_WRITE = ("SELECT set_config('synchronous_commit', CASE WHEN (SELECT count(*) "
+                            "FROM pg_stat_replication) > 0 THEN 'remote_write' ELSE 'local' END, true)")
 
 SELECT_ITEM = "SELECT id, name, price, updated_at FROM items WHERE id = $1"
 
