@@ -16,7 +16,7 @@ import os
 import signal as signals
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,24 @@ class Context:
     clock: Callable[[], float] = time.monotonic
     canary: CanaryWriter | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    # Names known only at run time (the replica promoted): later steps say `{candidate}`.
+    values: dict[str, str] = field(default_factory=dict)
+
+
+class _Keep(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def resolve(value: Any, values: dict[str, str]) -> Any:
+    """`{name}` placeholders filled from what earlier steps found; unknown ones stay."""
+    if isinstance(value, str):
+        return value.format_map(_Keep(values)) if "{" in value else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(resolve(v, values) for v in value)
+    if isinstance(value, dict):
+        return {k: resolve(v, values) for k, v in value.items()}
+    return value
 
 
 async def run_step(step: Step, ctx: Context) -> StepResult:
@@ -85,6 +103,47 @@ async def _sql(step: Step, ctx: Context) -> StepResult:
     if value is False:      # pg_promote(): false when the promotion did not finish in its wait
         return StepResult("failed", f"{node.name} answered false")
     return StepResult("ok", f"{node.name} answered {safe_message(value, 80)}")
+
+
+async def _lsn(ctx: Context, name: str) -> int | None:
+    """How much WAL a standby has: received (promotion replays all of it), else replayed."""
+    import asyncpg
+
+    node = next((r for r in ctx.config.replicas if r.name == name), None)
+    if node is None:
+        return None
+    try:
+        conn = await asyncpg.connect(node.dsn, password=node.password.reveal() if node.password else None,
+                                     timeout=1.0, server_settings={"application_name": "scaledash-drill"})
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
+        return None
+    try:
+        return await asyncio.wait_for(conn.fetchval(
+            "SELECT pg_wal_lsn_diff(GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), '0/0')::bigint "
+            "WHERE pg_is_in_recovery()"), 1.0)
+    except (asyncio.TimeoutError, asyncpg.PostgresError):
+        return None
+    finally:
+        conn.terminate()
+
+
+async def _promote(step: Step, ctx: Context) -> StepResult:
+    """Pick the standby holding the most WAL now that the primary is gone, then promote it:
+    with the stack's own command, or pg_promote() through its DSN."""
+    names = [str(n) for n in step.args.get("nodes") or ()]
+    positions = dict(zip(names, await asyncio.gather(*(_lsn(ctx, n) for n in names))))
+    known = {n: p for n, p in positions.items() if p is not None}
+    if not known:
+        return StepResult("failed", f"no standby answered to be promoted ({', '.join(names)})")
+    chosen = max(known, key=lambda n: (known[n], -names.index(n)))
+    ctx.values["candidate"] = chosen
+    seen = ", ".join(f"{n} {p}" if p is not None else f"{n} no answer" for n, p in positions.items())
+    if step.args.get("command"):
+        argv = resolve(list(step.args["command"]), {"node": chosen, "candidate": chosen})
+        result = await _shell(replace(step, args={"command": argv}), ctx)
+    else:
+        result = await _sql(replace(step, args={"node": chosen, "sql": "SELECT pg_promote(true, 30)"}), ctx)
+    return StepResult(result.status, f"{chosen} (WAL received: {seen}): {result.detail}", {"promoted": chosen})
 
 
 # ---------------------------------------------------------------- HTTP admin
@@ -271,6 +330,6 @@ async def _canary_stop(step: Step, ctx: Context) -> StepResult:
     return StepResult("ok" if figures.get("lost_writes") is not None else "failed", shown, figures)
 
 
-_HANDLERS = {"sql": _sql, "http": _http, "signal": _signal, "shell": _shell, "wait": _wait,
+_HANDLERS = {"promote": _promote, "sql": _sql, "http": _http, "signal": _signal, "shell": _shell, "wait": _wait,
              "observe": _observe, "canary_start": _canary_start, "canary_wait": _canary_wait,
              "canary_stop": _canary_stop}

@@ -67,6 +67,10 @@ class _Keep(dict):
 
 
 def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
+    """The candidate is chosen at the promotion, not now: the standby that has received the
+    most WAL once the primary is dead is the one holding every acknowledged write (canary
+    commits wait for ANY one standby, not a given one). Steps after it name it
+    `{candidate}`, filled in at run time; the plan shows who it would be now."""
     problems = []
     primaries = _by_role(snap, "primary")
     if len(primaries) != 1:
@@ -76,28 +80,33 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
         problems.append(f"the configured target {cfg.target} is not the primary now ({primary} is)")
     replicas = sorted(_by_role(snap, "replica"), key=lambda c: (c.metrics.get("lag_bytes") is None,
                                                                   c.metrics.get("lag_bytes") or 0, c.name))
+    names = [c.name for c in replicas]
     max_lag = float(cfg.options.get("max_candidate_lag_bytes", DEFAULTS["max_candidate_lag_bytes"]))
-    candidate = replicas[0].name if replicas else "?"
-    if not replicas:
+    likely = names[0] if names else "?"
+    if not names:
         problems.append("no replica answering to promote")
-    others = [c.name for c in replicas[1:]]
     process = str(cfg.options.get("process", "postgres-{primary}")).format_map(_Keep({"primary": primary}))
     rate = cfg.options.get("writes_per_s", DEFAULTS["writes_per_s"])
     settle = cfg.options.get("duration", DURATIONS["failover"])
+    promote = _argv(cfg, "promote", primary=primary) if "promote" in cfg.commands else None
+    how = " ".join(promote) if promote else "SELECT pg_promote(true, 30)"
     method = [
         Step("canary_start", f"write canary rows through the service at {rate}/s", {"rate": rate}, name="canary"),
         Step("observe", f"watch {settle:g}s of writes acknowledged by {primary}", {"duration": settle}),
         _stop(cfg, "kill", f"crash the primary {primary}", process, "SIGKILL", node=primary, primary=primary),
-        _promote(cfg, candidate, primary),
-        Step("canary_wait", f"wait for the first write acknowledged by {candidate}", {"node": candidate,
-                                                                                     "deadline": 15.0}),
+        Step("promote", f"promote the replica that received the most WAL of {', '.join(names)} "
+                        f"(now {likely}): {how}",
+             {"nodes": names, "command": promote, "max_lag_bytes": max_lag}, name="promote", irreversible=True,
+             timeout_s=35, verify="replica/{candidate}.role == primary"),
+        Step("canary_wait", "wait for the first write acknowledged by {candidate}",
+             {"node": "{candidate}", "deadline": 15.0}),
     ]
-    for other in others:
-        method.append(Step("shell", f"repoint {other} at {candidate}",
-                           {"command": _argv(cfg, "repoint", node=other, replica=other, candidate=candidate,
-                                             primary=candidate)}, name=f"repoint-{other}", timeout_s=60))
+    for other in names:
+        method.append(Step("shell", f"repoint {other} at {{candidate}}",
+                           {"command": _argv(cfg, "repoint", node=other, replica=other, primary="{candidate}"),
+                            "skip_node": other}, name=f"repoint-{other}", timeout_s=60))
     method += [
-        Step("observe", f"watch {settle:g}s of writes on {candidate}", {"duration": settle}),
+        Step("observe", f"watch {settle:g}s of writes on {{candidate}}", {"duration": settle}),
         Step("canary_stop", "stop the canary writes; count acknowledged rows missing on the new primary",
              name="canary-stop"),
     ]
@@ -107,15 +116,14 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
                              {"command": _argv(cfg, "restart", node=primary, primary=primary, process=process)},
                              after="kill", timeout_s=60))
     return Plan(
-        drill=_drill(cfg, config, (primary, candidate, *others)), target=primary,
+        drill=_drill(cfg, config, (primary, *names)), target=primary,
         steady_state=(f"replica/{primary}.role == primary", f"replica/{primary}.state == OK",
-                      *(f"replica/{r.name}.state <= DEGRADED" for r in replicas)),
-        preflight=(f"replica/{candidate}.lag_bytes <= {int(max_lag)}",),
+                      *(f"replica/{name}.state <= DEGRADED" for name in names)),
+        preflight=(f"replica/{likely}.lag_bytes <= {int(max_lag)}",),
         method=tuple(method), rollback=tuple(rollback),
-        context={"primary": primary, "candidate": candidate, "others": ",".join(others)},
+        context={"primary": primary, "candidate": likely, "replicas": ",".join(names)},
         topology=topology(snap), problems=tuple(problems),
-        verify=(f"replica/{candidate}.role == primary", f"replica/{candidate}.state == OK",
-                *(f"replica/{o}.state == OK" for o in others)),
+        verify=("replica/{candidate}.role == primary", *(f"replica/{name}.state == OK" for name in names)),
         limits={"failover_seconds": ("<", 1.0), "lost_writes": ("==", 0)})
 
 
@@ -126,21 +134,6 @@ def _stop(cfg: DrillConfig, key: str, what: str, process: str, signal: str, **va
         argv = _argv(cfg, key, process=process, **values)
         return Step("shell", f"{what}: {' '.join(argv)}", {"command": argv}, name=key, timeout_s=30)
     return Step("signal", f"{what}: {signal} to {process}", {"process": process, "signal": signal}, name=key)
-
-
-def _promote(cfg: DrillConfig, candidate: str, primary: str) -> Step:
-    """The stack's own promotion command when configured (an HA tool: patronictl, repmgr);
-    else pg_promote() on the candidate through its [[replica]] DSN, as plain streaming
-    replication does it (the role needs EXECUTE on pg_promote). Irreversible either way:
-    the candidate starts a new timeline."""
-    verify = f"replica/{candidate}.role == primary"
-    if "promote" in cfg.commands:
-        argv = _argv(cfg, "promote", node=candidate, candidate=candidate, primary=primary)
-        return Step("shell", f"promote {candidate}: {' '.join(argv)}", {"command": argv}, name="promote",
-                    irreversible=True, timeout_s=60, verify=verify)
-    return Step("sql", f"promote {candidate}: SELECT pg_promote(true, 30)",
-                {"node": candidate, "sql": "SELECT pg_promote(true, 30)"}, name="promote", irreversible=True,
-                timeout_s=35, verify=verify)
 
 
 def _rejoin(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:

@@ -38,7 +38,8 @@ EXIT_CODES = {
     Verdict.REFUSED: 3, Verdict.COULD_NOT_RUN: 3, Verdict.CANCELLED: 3,
 }
 
-ACTIONS = ("sql", "http", "signal", "shell", "wait", "observe", "canary_start", "canary_wait", "canary_stop")
+ACTIONS = ("sql", "http", "signal", "shell", "wait", "observe", "promote", "canary_start", "canary_wait",
+           "canary_stop")
 
 
 @dataclass(frozen=True)

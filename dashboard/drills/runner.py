@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from dashboard.config_types import Config, DrillConfig
 from dashboard.drills import audit, catalog, reports
-from dashboard.drills.actions import Context, run_step, wait_until
+from dashboard.drills.actions import Context, resolve, run_step, wait_until
 from dashboard.drills.conditions import Condition, compare
 from dashboard.drills.journal import (HEARTBEAT_LOST_S, Journal, RunFiles, default_state_dir, heartbeat_age,
                                      process_start_ticks, run_id)
@@ -108,6 +108,7 @@ class DrillRunner:
         # The name the operator confirmed: a plan that resolves to another target is refused.
         self.expected_target: str | None = None
         self._uptime_from: tuple[int, int] | None = None
+        self._values: dict[str, str] = {}     # the run's `{candidate}` & co., once known
 
     # ------------------------------------------------------------ control
 
@@ -263,7 +264,8 @@ class DrillRunner:
             return self._outcome(Verdict.ABORTED, self.abort_reason, plan)
         self._note("phase", "method", "running")
         self._uptime_from = self.engine.uptime()
-        ctx = Context(self.config, self.engine.snapshot, self.abort, self.run_name, clock=self.clock)
+        ctx = Context(self.config, self.engine.snapshot, self.abort, self.run_name, clock=self.clock,
+                      values=self._values)
         verdict, reason = await self._method(plan, ctx)
         if ctx.canary is not None:       # an abort or a failure left the canary running
             await run_step(Step("canary_stop", "stop the canary writes"), ctx)
@@ -298,6 +300,12 @@ class DrillRunner:
         return None, ""
 
     async def _do(self, step: Step, ctx: Context, where: str) -> StepResult:
+        step = replace(step, label=resolve(step.label, ctx.values), args=resolve(dict(step.args), ctx.values),
+                       verify=resolve(step.verify, ctx.values))
+        skip = step.args.get("skip_node")
+        if skip is not None and skip == ctx.values.get("candidate"):
+            self._note("step", f"{where}: {step.label}: not needed ({skip} is the one promoted)", "skipped")
+            return StepResult("skipped", f"{skip} is the one promoted")
         if step.irreversible:
             self._started_irreversible = True
         if step.name:
@@ -355,8 +363,12 @@ class DrillRunner:
 
     async def _verify(self, plan: Plan, wait_s: float) -> list[str]:
         self._note("phase", "steady state again", "running")
-        unmet = await self._hold(plan.verify or plan.steady_state, wait_s)
-        for text in plan.verify or plan.steady_state:
+        # Stopped before anything irreversible: the rollback should have brought back the
+        # state it started from. Otherwise the stack is a new one: the plan's `verify`.
+        wanted = plan.verify if self._started_irreversible and plan.verify else plan.steady_state
+        conditions = tuple(resolve(c, self._values) for c in wanted)
+        unmet = await self._hold(conditions, wait_s)
+        for text in conditions:
             self._note("check", text, "failed" if any(u.startswith(text) for u in unmet) else "ok")
         return unmet
 
