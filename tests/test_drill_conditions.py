@@ -167,6 +167,12 @@ def test_kpi_value_and_met_are_both_readable():
     assert judge("kpi.error_rate.met == false", kpis=(bad,)) == (True, "False")
 
 
+def test_a_target_name_with_dots_is_read_up_to_the_last_dot():
+    node = row(Kind.REPLICA, "db.eu-1", lag_bytes=10)
+    assert judge("replica/db.eu-1.lag_bytes < 1KiB", node) == (True, "10")
+    assert judge("replica/db.eu-1.lag_bytes > 1KiB", node) == (False, "10")
+
+
 # ------------------------------------------------------------------ unreadable conditions
 
 @pytest.mark.parametrize("text", [
