@@ -26,6 +26,8 @@ STEP_KEYS = {"do", "label", "name", "irreversible", "timeout", "after", "unless"
 _ROLLBACK_ONLY = {"after": "names the method step whose start this rollback step undoes",
                   "unless": "skips this rollback step while its condition holds"}
 _METHOD_ONLY = {"irreversible": "marks a method step that is never undone; a rollback step is not undone"}
+_STRING_KEYS = {"label", "name", "after", "unless", "verify", "until", "node", "sql", "method", "path", "process",
+                "signal"}
 STEP_ACTIONS = ("sql", "http", "signal", "shell", "wait", "observe")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
 
@@ -130,6 +132,11 @@ def _steps(c, path: str, value: Any, elsewhere: dict[str, str], side: str) -> tu
             if key not in t:
                 c.fail(f"{p}.{key}", f"a {action} step needs {key}", show_value=False)
         step = dict(t)
+        for key in _STRING_KEYS & t.keys():
+            if c.get(t, p, key, str) is None:
+                step.pop(key)       # a condition or a label that is not text would crash the catalog
+        if "json" in t and not isinstance(t["json"], (dict, list)):
+            c.fail(f"{p}.json", "expected a table or an array (the request's JSON body)", t["json"])
         for key in ("timeout", "deadline", "duration"):
             if key in t:
                 step[key] = c.duration(t, f"{p}.", key, None)
