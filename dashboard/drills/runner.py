@@ -179,7 +179,6 @@ class DrillRunner:
         locks = None
         plan = None
         try:
-            await self.engine.poll_round()
             self.engine.start()
             tasks.append(asyncio.create_task(self._watch_states()))
             if self.heartbeat is not None and not self.unattended:
@@ -214,11 +213,15 @@ class DrillRunner:
         return outcome
 
     async def _settled(self) -> None:
-        """Until every target has answered once (rates need two polls) or a few seconds pass."""
+        """Until every target has answered once, then one interval more (rates need two polls).
+
+        Only the engine's own loops probe: a `poll_round()` beside them found their probes in
+        flight and recorded each target as failed ("previous probe still running"), which
+        showed the lab's nodes DOWN at the start of a drill."""
         end = self.clock() + STEADY_WAIT_S
         while self.engine.snapshot().starting and self.clock() < end:
             await asyncio.sleep(0.1)
-        await self.engine.poll_round()
+        await asyncio.sleep(self.engine.interval)
 
     def _start_record(self, plan: Plan) -> None:
         self._note("start", f"drill {self.drill.name} on {plan.target}" + (" (dry run)" if self.dry_run else ""),
