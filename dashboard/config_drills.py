@@ -132,7 +132,7 @@ def _steps(c, path: str, value: Any, elsewhere: dict[str, str], side: str) -> tu
             if key not in t:
                 c.fail(f"{p}.{key}", f"a {action} step needs {key}", show_value=False)
         step = dict(t)
-        for key in _STRING_KEYS & t.keys():
+        for key in [k for k in t if k in _STRING_KEYS]:
             if c.get(t, p, key, str) is None:
                 step.pop(key)       # a condition or a label that is not text would crash the catalog
         if "json" in t and not isinstance(t["json"], (dict, list)):
@@ -144,7 +144,7 @@ def _steps(c, path: str, value: Any, elsewhere: dict[str, str], side: str) -> tu
             step["command"] = _argv(c, f"{p}.command", t["command"])
         if "irreversible" in t:
             c.get(t, p, "irreversible", bool)
-        for key in elsewhere.keys() & t.keys():
+        for key in (k for k in elsewhere if k in t):
             c.fail(f"{p}.{key}", f"only applies to a {side} step (it {elsewhere[key]})", t[key])
         out.append(step)
     return tuple(out)
