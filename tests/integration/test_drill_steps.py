@@ -339,3 +339,198 @@ def test_builtin_options_show_in_drill_list_and_the_dry_run_plan(pg, http, redis
     # The default description, where none is configured.
     assert "what: pause replay on a replica; lag grows and reads move away" not in lag
     assert "what: make the upstream fail; the breaker opens" in plans["upstream"]
+
+
+# ------------------------------------------------------------------ [drills]: allow, state_dir, processes
+
+WATCH = """
+[[drill]]
+name = "watch"
+target = "{target}"
+steady_state = ["replica/replica-2.state == OK"]
+
+[[drill.step]]
+do = "observe"
+duration = "200ms"
+"""
+
+
+def test_a_drill_on_a_target_not_allowed_is_disabled_with_one_notice_and_the_config_loads(pg, http, write_config,
+                                                                                         tmp_path):
+    state = tmp_path / "state"
+    text = WATCH.format(target="replica-2") + WATCH.format(target="service").replace('"watch"', '"watch-service"')
+    denied = write_config(config_text(pg, http, text, state_dir=state, allow=("service",)), "denied.toml")
+    check = run_cli("config", "check", "--config", str(denied))
+    assert check.code == 0, check.text
+    notice = ("drill watch (custom): disabled: not allowed on replica-2: drills act only on targets listed in "
+              "[drills] allow")
+    assert [line for line in check.out.splitlines() if line.startswith("drill ")] == [
+        notice, "drill watch-service (custom): reversible, run with `scaledash drill run watch-service`"], check.out
+    listing = run_cli("drill", "list", "--config", str(denied))
+    assert "disabled: not allowed on replica-2" in listing.out and listing.out.count("disabled") == 1, listing.out
+    refused = drill(denied, "watch", "--confirm", "replica-2", "--json")
+    assert refused.code == 3 and outcome(refused)["verdict"] == "refused", refused.text
+    assert "not allowed on replica-2" in outcome(refused)["reason"]
+    assert [r.get("outcome") for r in audit_records(state)] == [None, "refused"]
+    # The same drill, allowed: it runs.
+    allowed = write_config(config_text(pg, http, text, state_dir=state), "allowed.toml")
+    assert "drill watch (custom): reversible" in run_cli("config", "check", "--config", str(allowed)).out
+    ran = drill(allowed, "watch", "--confirm", "replica-2", "--json")
+    assert ran.code == 0 and outcome(ran)["verdict"] == "passed", ran.text
+    # A target that does not exist cannot be allowed.
+    bad = run_cli("config", "check", "--config", str(write_config(
+        config_text(pg, http, "", state_dir=state, allow=("replica-9",)), "bad.toml")))
+    assert bad.code == 3 and "drills.allow: no target named 'replica-9' (targets: replica-2, service)" in bad.err
+
+
+def test_state_dir_holds_every_record_else_the_users_state_home(pg, http, write_config, tmp_path):
+    state, home = tmp_path / "state", tmp_path / "home"
+    text = WATCH.format(target="replica-2")
+    placed = drill(write_config(config_text(pg, http, text, state_dir=state), "placed.toml"), "watch",
+                   "--dry-run", "--json", env={"XDG_STATE_HOME": str(home)})
+    result = outcome(placed)
+    for key in ("journal", "report", "report_json"):
+        assert Path(result[key]).parent.parent == state, result
+    assert [r["outcome"] for r in audit_records(state) if r["record"] == "outcome"] == ["dry-run"]
+    assert not home.exists()
+    default = drill(write_config(config_text(pg, http, text, state_dir=None), "default.toml"), "watch",
+                    "--dry-run", "--json", env={"XDG_STATE_HOME": str(home)})
+    assert Path(outcome(default)["journal"]).parent.parent == home / "scaledash", default.out
+    assert [r["outcome"] for r in audit_records(home / "scaledash") if r["record"] == "outcome"] == ["dry-run"]
+    assert len(audit_records(state)) == 2                    # nothing more went to the other one
+
+
+SIGNAL = """
+[[drill]]
+name = "signal"
+target = "replica-2"
+
+[[drill.step]]
+do = "signal"
+process = "{process}"
+signal = "SIGTERM"
+"""
+
+
+def test_processes_is_the_table_signal_steps_take_pids_from(pg, http, sleepers, write_config, tmp_path):
+    sleepers.start("sleeper", "bystander")
+    state = tmp_path / "state"
+    without = write_config(config_text(pg, http, SIGNAL.format(process="sleeper"), state_dir=state), "none.toml")
+    listing = run_cli("drill", "list", "--config", str(without))
+    assert ("disabled: needs [drills] processes (the process table its signal steps read PIDs from)"
+            in listing.out), listing.out
+    # A name the table does not hold acts on nothing.
+    unknown = write_config(config_text(pg, http, SIGNAL.format(process="nobody"), state_dir=state,
+                                       processes=sleepers.table), "unknown.toml")
+    missed = drill(unknown, "signal", "--confirm", "replica-2", "--json")
+    assert missed.code == 1 and f"no process nobody in the process table {sleepers.table}" in outcome(missed)[
+        "reason"], missed.text
+    # A PID that now belongs to another process (its start time differs) is not signalled.
+    table = json.loads(sleepers.table.read_text())
+    table["processes"][0]["start_ticks"] += 1
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(table))
+    reused = drill(write_config(config_text(pg, http, SIGNAL.format(process="sleeper"), state_dir=state,
+                                            processes=stale), "stale.toml"), "signal", "--confirm", "replica-2",
+                   "--json")
+    assert reused.code == 1 and "sleeper (pid" in outcome(reused)["reason"] and "is not running" in outcome(
+        reused)["reason"], reused.text
+    assert sleepers.exit_signal("sleeper", timeout=0.2) is None
+    # The table's own entry: that process, and no other.
+    sent = drill(write_config(config_text(pg, http, SIGNAL.format(process="sleeper"), state_dir=state,
+                                          processes=sleepers.table), "table.toml"), "signal", "--confirm",
+                 "replica-2", "--json")
+    assert sent.code == 0, sent.text
+    assert sleepers.exit_signal("sleeper") == 15 and sleepers.exit_signal("bystander", timeout=0.2) is None
+
+
+# ------------------------------------------------------------------ bad values: every one, at once
+
+def test_bad_drill_values_are_each_one_config_error_all_at_once(write_config):
+    text = """
+[drills]
+allow = "primary"
+state_dir = 5
+processes = ["lab.json"]
+
+[[drill]]
+name = "bad name!"
+use = "failover"
+writes_per_s = 0
+max_candidate_lag_bytes = -1
+failure_rate = 2
+process = 7
+duration = "forever"
+commands = { promote = [] }
+steady_state = "overall == OK"
+target = 3
+
+[[drill]]
+name = "mine"
+target = "x"
+[[drill.step]]
+do = "teleport"
+[[drill.step]]
+do = "sql"
+[[drill.step]]
+do = "wait"
+until = 5
+deadline = "2 weeks"
+after = "x"
+unless = "overall == OK"
+[[drill.step]]
+do = "shell"
+command = "rm -rf /"
+timeout = "10ms"
+irreversible = "yes"
+[[drill.rollback]]
+do = "observe"
+duration = "1s"
+irreversible = true
+
+[[drill]]
+name = "mine"
+use = "replica-lag"
+[[drill.step]]
+do = "observe"
+duration = "1s"
+
+[[drill]]
+name = "nothing"
+"""
+    result = run_cli("config", "check", "--config", str(write_config(text)))
+    assert result.code == 3, result.text
+    lines = [line.split(": ", 2)[2] for line in result.err.splitlines()]
+    assert lines == [
+        "drill[0].name: use letters, digits, '_', '-', '.', ':' (max 63) (got 'bad name!')",
+        "drill[0].steady_state: expected an array (got 'overall == OK')",
+        "drill[0].commands.promote: expected a non-empty array of strings (a command and its arguments) (got [])",
+        "drill[0].writes_per_s: must be a number from 1 to 1000 (got 0)",
+        "drill[0].max_candidate_lag_bytes: must be a number from 0 to 1099511627776 (got -1)",
+        "drill[0].failure_rate: must be a number from 0 to 1 (got 2)",
+        "drill[0].process: expected a process name (as the process table lists it) (got 7)",
+        'drill[0].duration: expected a duration such as 1, "500ms" or "2s" (got \'forever\')',
+        "drill[0].target: expected a string (got 3)",
+        "drill[1].step[0].do: unknown action; expected one of sql, http, signal, shell, wait, observe (got 'teleport')",
+        "drill[1].step[1].node: a sql step needs node",
+        "drill[1].step[1].sql: a sql step needs sql",
+        "drill[1].step[2].until: expected a string (got 5)",
+        'drill[1].step[2].deadline: expected a duration such as 1, "500ms" or "2s" (got \'2 weeks\')',
+        "drill[1].step[2].after: only applies to a [[drill.rollback]] step (it names the method step whose start "
+        "this rollback step undoes) (got 'x')",
+        "drill[1].step[2].unless: only applies to a [[drill.rollback]] step (it skips this rollback step while its "
+        "condition holds) (got 'overall == OK')",
+        "drill[1].step[3].timeout: must be between 50ms and 1h (got '10ms')",
+        "drill[1].step[3].command: expected a non-empty array of strings (a command and its arguments) "
+        "(got 'rm -rf /')",
+        "drill[1].step[3].irreversible: expected true or false (got 'yes')",
+        "drill[1].rollback[0].irreversible: only applies to a [[drill.step]] step (it marks a method step that is "
+        "never undone; a rollback step is not undone) (got True)",
+        "drill[2].name: duplicate name (also drill[1]) (got 'mine')",
+        "drill[2].step: a built-in drill (replica-lag) has its own steps; configure it with its options",
+        "drill[3]: give use = one of failover, rejoin, redis-outage, upstream-fault, replica-lag, or "
+        "[[drill[3].step]] tables for a drill of your own",
+        "drills.allow: expected an array (got 'primary')",
+        "drills.state_dir: expected a string (got 5)",
+        "drills.processes: expected a string (got ['lab.json'])",
+    ], result.err
