@@ -13,11 +13,12 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import CANARY, run_cli
+from conftest import CANARY, ROOT, Run, run_cli
 from dashboard.drills.journal import process_start_ticks
 
 TOKEN_ENV = "SCALEDASH_DRILL_TOKEN"
@@ -136,3 +137,38 @@ def step_statuses(data: dict, key: str = "steps") -> dict[str, str]:
 
 def timeline(data: dict) -> str:
     return "\n".join(f"{e['kind']} {e['text']}" for e in data["timeline"])
+
+
+def start_drill(config: Path, name: str, *args: str) -> subprocess.Popen:
+    """`scaledash drill run` in the background (in a session of its own), to signal it mid-run."""
+    return subprocess.Popen([sys.executable, "-m", "dashboard.cli", "drill", "run", name, "--config", str(config),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "120"}, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> Run:
+    """The background run's end, checked as run_cli checks a run (no traceback, no secret)."""
+    out, err = proc.communicate(timeout=timeout)
+    result = Run(proc.returncode, out, err)
+    assert "Traceback" not in result.text, result.text
+    assert CANARY not in result.text, "canary secret leaked into drill output"
+    return result
+
+
+def journal_text(state_dir: Path) -> str:
+    """Every run journal's timeline so far (the drill writes it as it happens)."""
+    texts = []
+    for path in sorted((state_dir / "runs").glob("*.jsonl")) if (state_dir / "runs").exists() else ():
+        for line in path.read_text().splitlines():
+            try:
+                texts.append(json.loads(line)["text"])
+            except (ValueError, KeyError):
+                continue          # a line still being written
+    return "\n".join(texts)
+
+
+def no_secret_in(state_dir: Path) -> None:
+    """No file the drills wrote holds the canary secret (journal, reports, audit, locks)."""
+    for path in state_dir.rglob("*"):
+        if path.is_file():
+            assert CANARY not in path.read_text(errors="replace"), path
