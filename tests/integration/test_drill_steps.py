@@ -18,8 +18,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from conftest import CANARY, run_cli
 from drill_stack import (PAUSE, PAUSED, RESUME, RUNNING, audit_records, config_text, drill, node, outcome,
                          replay_paused, replay_role, report, resumed, sleepers, step_statuses, timeline)
