@@ -14,6 +14,7 @@ all reported at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -532,3 +533,26 @@ name = "nothing"
         "drills.state_dir: expected a string (got 5)",
         "drills.processes: expected a string (got ['lab.json'])",
     ], result.err
+
+
+# ------------------------------------------------------------------ the drill's own engine
+
+def test_a_slow_target_is_not_seen_down_at_the_start_of_a_drill(pg, http, write_config, tmp_path):
+    # An edge answering in 0.35 s at a 0.5 s interval: slow, never failing. A probe round
+    # beside the engine's own loops found theirs in flight and recorded a failure, so
+    # the drill started seeing the target DOWN (on the lab: all three PostgreSQL nodes).
+    async def slow(request):
+        await asyncio.sleep(0.35)
+        return 200, {}, b"ok"
+    http.routes["/slow"] = slow
+    edge = f'[[edge]]\nname = "slow"\nurl = "{http.url("/slow")}"\n'
+    text = ('[[drill]]\nname = "watch-edge"\ntarget = "slow"\nsteady_state = ["edge/slow.state == OK"]\n'
+            '[[drill.step]]\ndo = "observe"\nduration = "200ms"\n')
+    config = write_config(config_text(pg, http, text, state_dir=tmp_path / "state", targets=edge,
+                                      allow=("slow",)))
+    run = drill(config, "watch-edge", "--confirm", "slow", "--json")
+    assert run.code == 0, run.text
+    text = timeline(report(outcome(run)))
+    states = [line for line in text.splitlines() if line.startswith("state edge slow")]
+    assert all(line.endswith("-> OK") for line in states), states          # OK from its first answer on
+    assert "previous probe still running" not in text
