@@ -134,9 +134,14 @@ class DrillRunner:
         return installed
 
     async def _watch_heartbeat(self) -> None:
+        # A heartbeat file that never appears is a watcher that never beat (it died before
+        # its first touch, or was given another path): the switch counts from our start.
+        started = self.clock()
         while not self.abort.is_set():
             age = heartbeat_age(self.heartbeat)
-            if age is not None and age > HEARTBEAT_LOST_S:
+            if age is None:
+                age = self.clock() - started
+            if age > HEARTBEAT_LOST_S:
                 self.request_abort(f"the dashboard watching this drill went away (no heartbeat for {age:.0f}s)")
                 return
             await asyncio.sleep(0.5)
