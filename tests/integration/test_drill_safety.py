@@ -573,6 +573,15 @@ def test_a_heartbeat_that_stops_aborts_with_rollback(pg, http, resumed, write_co
     assert not replay_paused(pg)
 
 
+def test_a_heartbeat_file_that_never_appears_trips_the_switch_too(pg, http, write_config, tmp_path):
+    never = tmp_path / "never-touched"
+    run = drill(_config(pg, http, write_config, tmp_path, _observe("long", "60s")), "long", "--confirm",
+                "replica-2", "--json", "--heartbeat", str(never))
+    assert run.code == 2, run.text
+    result = outcome(run)
+    assert result["verdict"] == "aborted" and "no heartbeat for " in result["reason"], result
+
+
 def test_sighup_aborts_with_rollback(pg, http, resumed, write_config, tmp_path):
     state = tmp_path / "state"
     proc = start_drill(_config(pg, http, write_config, tmp_path, _pause_and_hold()), "pause-hold",
