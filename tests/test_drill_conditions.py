@@ -202,3 +202,29 @@ def test_a_drill_with_an_unreadable_condition_is_disabled_with_that_line():
                                   "'overall <op> <STATE>'")
     assert listed["bad-steady"].startswith("cannot read condition 'db is up'")
     assert listed["good"] is None
+
+
+# ------------------------------------------------------------------ plans resolved on a snapshot
+
+def _failover_config():
+    nodes = [{"name": n, "dsn": f"postgresql://monitor@127.0.0.1:{i + 1}/postgres"}
+             for i, n in enumerate(("primary", "replica-1", "replica-2"))]
+    return validate({"replica": nodes, "drills": {"allow": ["primary", "replica-1", "replica-2"],
+                                                  "processes": "/tmp/lab.json"},
+                     "drill": [{"name": "failover", "use": "failover",
+                                "commands": {"promote": ["promote", "{node}"],
+                                             "repoint": ["repoint", "{node}", "{primary}"]}}]}, "plan.toml")
+
+
+def test_a_failover_is_refused_while_a_node_does_not_answer():
+    config = _failover_config()
+    primary = row(Kind.REPLICA, "primary", role="primary")
+    healthy = snap(primary, row(Kind.REPLICA, "replica-1", role="replica", lag_bytes=0),
+                   row(Kind.REPLICA, "replica-2", role="replica", lag_bytes=10))
+    plan = catalog.plan(config.drills[0], config, healthy)
+    assert plan.problems == () and plan.context["candidate"] == "replica-1" and plan.context["others"] == "replica-2"
+    silent = snap(primary, row(Kind.REPLICA, "replica-1", role="replica", lag_bytes=0),
+                  row(Kind.REPLICA, "replica-2", State.UNKNOWN))
+    plan = catalog.plan(config.drills[0], config, silent)
+    assert plan.problems == ("replica-2 is not answering as a primary or a replica: a failover now would leave "
+                             "it behind",)

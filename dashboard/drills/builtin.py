@@ -80,6 +80,10 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
     candidate = replicas[0].name if replicas else "?"
     if not replicas:
         problems.append("no replica answering to promote")
+    # A node that does not answer now would be left following the old primary.
+    answering = {c.name for c in (*primaries, *replicas)}
+    problems += [f"{r.name} is not answering as a primary or a replica: a failover now would leave it behind"
+                 for r in config.replicas if r.name not in answering]
     others = [c.name for c in replicas[1:]]
     process = str(cfg.options.get("process", "postgres-{primary}")).format_map(_Keep({"primary": primary}))
     rate = cfg.options.get("writes_per_s", DEFAULTS["writes_per_s"])
