@@ -220,11 +220,16 @@ class DrillRunner:
     async def _settled(self) -> None:
         """Until every target has answered once, then one interval more (rates need two polls).
 
-        Only the engine's own loops probe: a `poll_round()` beside them found their probes in
-        flight and recorded each target as failed ("previous probe still running"), which
-        showed the lab's nodes DOWN at the start of a drill."""
+        Answered, not merely probed: a first probe that timed out on a loaded machine left a
+        node UNKNOWN, and the plan was resolved without it (a failover that would not
+        repoint it). Only the engine's own loops probe: a `poll_round()` beside them found
+        their probes in flight and recorded each target as failed ("previous probe still
+        running"), which showed the lab's nodes DOWN at the start of a drill."""
         end = self.clock() + STEADY_WAIT_S
-        while self.engine.snapshot().starting and self.clock() < end:
+        while self.clock() < end:
+            snap = self.engine.snapshot()
+            if not snap.starting and all(s.age_s is not None for s in snap.sources):
+                break
             await asyncio.sleep(0.1)
         await asyncio.sleep(self.engine.interval)
 
