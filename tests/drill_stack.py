@@ -139,11 +139,28 @@ def timeline(data: dict) -> str:
     return "\n".join(f"{e['kind']} {e['text']}" for e in data["timeline"])
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture
+def background_drills():
+    """Background runs a failed test left running are stopped by their PID at its end."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+
+
 def start_drill(config: Path, name: str, *args: str) -> subprocess.Popen:
-    """`scaledash drill run` in the background (in a session of its own), to signal it mid-run."""
-    return subprocess.Popen([sys.executable, "-m", "dashboard.cli", "drill", "run", name, "--config", str(config),
+    """`scaledash drill run` in the background (in a session of its own), to signal it mid-run;
+    use with the `background_drills` fixture."""
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "drill", "run", name, "--config", str(config),
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "120"}, start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> Run:

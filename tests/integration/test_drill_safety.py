@@ -26,11 +26,16 @@ import pytest
 from conftest import CANARY, ROOT, run_cli, wait_for
 from dashboard.drills import lock, reports
 from dashboard.drills.lock import TargetLocks
-from drill_stack import (PAUSE, PAUSED, RESUME, audit_records, config_text, drill, finish, journal_text,
-                         no_secret_in, node, outcome, replay_paused, replay_role, report, resumed, sleepers,
-                         start_drill, step_statuses, timeline)
+from drill_stack import (PAUSE, PAUSED, RESUME, audit_records, background_drills, config_text, drill, finish,
+                         journal_text, no_secret_in, node, outcome, replay_paused, replay_role, report, resumed,
+                         sleepers, start_drill, step_statuses, timeline)
 
-__all__ = ["replay_role", "resumed", "sleepers"]     # fixtures, used by name
+__all__ = ["background_drills", "replay_role", "resumed", "sleepers"]     # fixtures, used by name
+
+
+@pytest.fixture(autouse=True)
+def _stop_background_drills(background_drills):
+    """No drill a test started outlives it, whatever the test's end."""
 
 OBSERVE = """
 [[drill]]
