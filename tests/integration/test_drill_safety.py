@@ -271,6 +271,7 @@ def _checks_after_method(data: dict) -> list[dict]:
     return [e for e in timeline_[start:] if e["kind"] == "check"]
 
 
+@pytest.mark.slow          # the steady state is not back (no rollback): the runner waits its 10 s
 def test_sigusr2_aborts_without_rollback(pg, http, resumed, write_config, tmp_path):
     cleared = _recording(http, "/admin/clear")
     state = tmp_path / "state"

@@ -19,6 +19,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from conftest import CANARY, run_cli
 from drill_stack import (PAUSE, PAUSED, RESUME, RUNNING, audit_records, config_text, drill, node, outcome,
                          replay_paused, replay_role, report, resumed, sleepers, step_statuses, timeline)
@@ -298,6 +300,7 @@ def _builtins_config(pg, http, redis_server, write_config, tmp_path, name: str) 
                                     allow=("primary", "replica-1", "replica-2", "redis", "service")), f"{name}.toml")
 
 
+@pytest.mark.slow
 def test_builtin_options_show_in_drill_list_and_the_dry_run_plan(pg, http, redis_server, write_config, tmp_path):
     http.set("/metrics", CLOSED_BREAKER)
     configs = {name: _builtins_config(pg, http, redis_server, write_config, tmp_path, name)
