@@ -77,14 +77,19 @@ def markdown(d: dict) -> str:
     lines += ["", "## Steps", "", "| step | result | seconds | detail |", "|---|---|---|---|"]
     for s in d["steps"]:
         mark = " (irreversible)" if s.get("irreversible") else ""
-        lines.append(f"| {s['label']}{mark} | {s['status']} | {s['seconds']:.2f} | {s['detail']} |")
+        lines.append(f"| {_cell(s['label'])}{mark} | {s['status']} | {s['seconds']:.2f} | {_cell(s['detail'])} |")
     lines += ["", "## Rollbacks", ""]
     lines += [f"- {r['label']}: {r['status']} ({r['seconds']:.2f} s) {r['detail']}" for r in d["rollbacks"]] \
         or ["- none"]
     lines += ["", "## Timeline", "", "```"]
     lines += [f"{_stamp(e['at'])}  {e['kind']:<6} {e['text']}" for e in d["timeline"]]
     lines += ["```", "", "## Plan", "", "```", *d["plan"], "```", ""]
-    return "\n".join(lines).replace("|", "|")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """A table cell: a `|` in a command or its output would start a new column."""
+    return str(text).replace("|", "\\|")
 
 
 def last_figure(state_dir: Path, name: str, limit: int = 50) -> tuple[float, dict] | None:
