@@ -677,3 +677,14 @@ def test_last_figure_is_the_newest_report_that_measured_it(tmp_path):
     assert reports.last_figure(tmp_path, "recovery_seconds")[0] == 2.0
     assert reports.last_figure(tmp_path, "lost_writes") is None
     assert reports.last_figure(tmp_path / "nowhere", "failover_seconds") is None
+
+
+def test_a_pipe_in_a_command_or_its_output_stays_in_its_report_cell():
+    data = {"drill": "d", "target": "t", "run": "r", "operator": "o", "host": "h", "started": 0.0, "ended": 1.0,
+            "verdict": "failed", "reason": "x", "figures": {}, "targets": {}, "safety": "reversible",
+            "steps": [{"label": "sh -c ps | grep pg", "status": "failed", "seconds": 0.1,
+                       "detail": "exit 1: a | b", "irreversible": False}],
+            "rollbacks": [], "timeline": [], "plan": []}
+    row = next(line for line in reports.markdown(data).splitlines() if line.startswith("| sh -c"))
+    assert row == r"| sh -c ps \| grep pg | failed | 0.10 | exit 1: a \| b |"
+    assert len(row.replace(r"\|", "").split("|")) == 6            # four cells, as the header has

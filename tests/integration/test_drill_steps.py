@@ -229,9 +229,9 @@ def test_a_failed_step_runs_the_rollback_each_key_deciding_what_runs(pg, http, s
     data = report(result)
     assert step_statuses(data) == {f"SQL on replica-2: {PAUSE}": "ok", "a wait that never holds": "failed"}
     rollbacks = step_statuses(data, "rollbacks")
-    assert rollbacks == {"resume replay": "ok", "runs once resume ran": "ok", "runs while the replica is not DOWN": "ok",
-                         "wait for replay": "ok", "SIGINT to sleeper": "ok", "watch 0.3s": "ok",
-                         "a slow command, verified": "ok"}, rollbacks
+    assert rollbacks == {"resume replay": "ok", "runs once resume ran": "ok",
+                         "runs while the replica is not DOWN": "ok", "wait for replay": "ok",
+                         "SIGINT to sleeper": "ok", "watch 0.3s": "ok", "a slow command, verified": "ok"}, rollbacks
     # after: a step that never started is not undone; a rollback step's name is an `after` too.
     assert not never and len(undo) == 1 and json.loads(undo[0]["body"]) == {"undo": True}
     # unless: skipped while it holds, said in the timeline.
