@@ -403,6 +403,51 @@ def test_a_destructive_call_without_an_answer_is_result_unknown_re_polled_and_ne
     assert count.read_text() == "sent\n"
 
 
+def test_a_call_that_never_connected_is_a_failure_and_the_rollback_runs(pg, http, resumed, write_config, tmp_path):
+    import socket
+
+    # A listener whose accept queue is full: the kernel drops the SYN, the connect times out.
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    queued = [socket.create_connection(("127.0.0.1", port))]
+    try:
+        steps = f"""
+[[drill]]
+name = "unreachable"
+target = "service"
+[[drill.step]]
+do = "sql"
+node = "replica-2"
+sql = "{PAUSE}"
+name = "pause"
+[[drill.step]]
+do = "http"
+path = "/admin/promote"
+timeout = "500ms"
+label = "a call that cannot connect"
+[[drill.rollback]]
+do = "sql"
+node = "replica-2"
+sql = "{RESUME}"
+after = "pause"
+label = "resume replay"
+"""
+        text = config_text(pg, http, steps, state_dir=tmp_path / "state").replace(http.url(""),
+                                                                                 f"http://127.0.0.1:{port}")
+        run = drill(write_config(text), "unreachable", "--confirm", "service", "--json")
+    finally:
+        for sock in (*queued, full):
+            sock.close()
+    assert run.code == 1, run.text
+    result = outcome(run)
+    assert result["verdict"] == "failed", result
+    assert "POST /admin/promote: not sent: no connection within 0.5s" in result["reason"], result["reason"]
+    assert step_statuses(report(result), "rollbacks") == {"resume replay": "ok"}
+    assert not replay_paused(pg)
+
+
 # ------------------------------------------------------------------ case 30: the audit journal
 
 def test_the_audit_journal_has_an_intent_and_an_outcome_for_every_kind_of_attempt(pg, http, write_config, tmp_path):
