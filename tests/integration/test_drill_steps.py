@@ -180,14 +180,14 @@ label = "runs once resume ran"
 [[drill.rollback]]
 do = "shell"
 command = ["touch", "{skipped}"]
-unless = "replica/replica-2.state == OK"
-label = "skipped while the replica is OK"
+unless = "replica/replica-2.role == replica"
+label = "skipped while replica-2 is a replica"
 
 [[drill.rollback]]
 do = "shell"
 command = ["touch", "{done}"]
-unless = "replica/replica-2.state == DOWN"
-label = "runs while the replica is not DOWN"
+unless = "replica/replica-2.role == primary"
+label = "runs while replica-2 is not a primary"
 
 [[drill.rollback]]
 do = "wait"
@@ -208,7 +208,7 @@ duration = "300ms"
 do = "shell"
 command = ["sleep", "5"]
 timeout = "300ms"
-verify = "replica/replica-2.state == OK"
+verify = "replica/replica-2.role == replica"
 label = "a slow command, verified"
 """
 
@@ -230,20 +230,20 @@ def test_a_failed_step_runs_the_rollback_each_key_deciding_what_runs(pg, http, s
     assert step_statuses(data) == {f"SQL on replica-2: {PAUSE}": "ok", "a wait that never holds": "failed"}
     rollbacks = step_statuses(data, "rollbacks")
     assert rollbacks == {"resume replay": "ok", "runs once resume ran": "ok",
-                         "runs while the replica is not DOWN": "ok", "wait for replay": "ok",
+                         "runs while replica-2 is not a primary": "ok", "wait for replay": "ok",
                          "SIGINT to sleeper": "ok", "watch 0.3s": "ok", "a slow command, verified": "ok"}, rollbacks
     # after: a step that never started is not undone; a rollback step's name is an `after` too.
     assert not never and len(undo) == 1 and json.loads(undo[0]["body"]) == {"undo": True}
     # unless: skipped while it holds, said in the timeline.
     assert not paths["skipped"].exists() and paths["done"].exists() and not paths["never"].exists()
-    assert ("step rollback: skipped while the replica is OK: not needed (replica/replica-2.state == OK)"
+    assert ("step rollback: skipped while replica-2 is a replica: not needed (replica/replica-2.role == replica)"
             in timeline(data))
     assert sleepers.exit_signal("sleeper") == 2
     assert not replay_paused(pg)
     # timeout and verify: the slow command got no answer in 0.3 s; the condition said it was done.
     slow = next(r for r in data["rollbacks"] if r["label"] == "a slow command, verified")
     assert slow["detail"].startswith("sleep gave no answer within 0.3s (stopped); it happened: "
-                                     "replica/replica-2.state == OK"), slow
+                                     "replica/replica-2.role == replica"), slow
     assert "RESULT UNKNOWN: a slow command, verified" in timeline(data)
 
 
