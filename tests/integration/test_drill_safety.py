@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY, ROOT, run_cli, wait_for
-from dashboard.drills import lock, reports
+from dashboard.drills import journal, lock, reports
 from dashboard.drills.lock import TargetLocks
 from drill_stack import (PAUSE, PAUSED, RESUME, audit_records, background_drills, config_text, drill, finish,
                          journal_text, no_secret_in, node, outcome, replay_paused, replay_role, report, resumed,
@@ -594,10 +594,14 @@ def test_a_second_run_on_a_target_is_refused_and_a_killed_holder_frees_it_at_onc
         assert reason.startswith("another drill is active: replica-2 is held by drill long by ") and (
             f"(pid {first.pid}) since " in reason), reason
         assert lock.holder(state, "replica-2")["pid"] == first.pid
+        # What a new dashboard re-attaches to: the journal of a run whose process lives.
+        attached = journal.running(state)
+        assert [(r.start.data["drill"], r.start.data["pid"]) for r in attached] == [("long", first.pid)]
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     assert lock.holder(state, "replica-2") is None            # the kernel freed it with the process
+    assert journal.running(state) == []                       # a dead run is not re-attached to
     again = drill(config, "short", "--confirm", "replica-2", "--json")
     assert again.code == 0 and outcome(again)["verdict"] == "passed", again.text
 
