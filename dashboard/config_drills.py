@@ -18,9 +18,16 @@ BUILTINS = ("failover", "rejoin", "redis-outage", "upstream-fault", "replica-lag
 DRILLS_KEYS = {"allow", "state_dir", "processes"}
 DRILL_KEYS = {"name", "use", "target", "description", "steady_state", "step", "rollback", "commands",
               "process", "duration", "writes_per_s", "max_candidate_lag_bytes", "failure_rate"}
-STEP_KEYS = {"do", "label", "name", "irreversible", "timeout", "after", "verify",
+STEP_KEYS = {"do", "label", "name", "irreversible", "timeout", "after", "unless", "verify",
              "node", "sql", "method", "path", "json", "process", "signal", "command", "until", "deadline",
              "duration"}
+# Keys that act on one side only: the runner reads `after` and `unless` of rollback steps
+# alone, and `irreversible` of method steps alone (a rollback is never undone itself).
+_ROLLBACK_ONLY = {"after": "names the method step whose start this rollback step undoes",
+                  "unless": "skips this rollback step while its condition holds"}
+_METHOD_ONLY = {"irreversible": "marks a method step that is never undone; a rollback step is not undone"}
+_STRING_KEYS = {"label", "name", "after", "unless", "verify", "until", "node", "sql", "method", "path", "process",
+                "signal"}
 STEP_ACTIONS = ("sql", "http", "signal", "shell", "wait", "observe")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
 
@@ -67,8 +74,8 @@ def drills(c, doc: dict) -> tuple[DrillConfig, ...]:
                    show_value=False)
         elif use != "custom" and use not in BUILTINS:
             c.fail(f"{p}.use", f"unknown drill; expected one of {', '.join(BUILTINS)} (or steps of your own)", use)
-        steps = _steps(c, f"{p}.step", t.get("step", []))
-        rollback = _steps(c, f"{p}.rollback", t.get("rollback", []))
+        steps = _steps(c, f"{p}.step", t.get("step", []), _ROLLBACK_ONLY, "[[drill.rollback]]")
+        rollback = _steps(c, f"{p}.rollback", t.get("rollback", []), _METHOD_ONLY, "[[drill.step]]")
         if use == "custom" and not steps:
             c.fail(f"{p}.step", "a drill of your own needs at least one [[drill.step]]", show_value=False)
         if use not in (None, "custom") and steps:
@@ -107,7 +114,7 @@ def _check_options(c, p: str, options: dict) -> None:
         options.pop("process")
 
 
-def _steps(c, path: str, value: Any) -> tuple[dict, ...]:
+def _steps(c, path: str, value: Any, elsewhere: dict[str, str], side: str) -> tuple[dict, ...]:
     if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
         c.fail(path, "expected an array of tables", show_value=False)
         return ()
@@ -125,6 +132,11 @@ def _steps(c, path: str, value: Any) -> tuple[dict, ...]:
             if key not in t:
                 c.fail(f"{p}.{key}", f"a {action} step needs {key}", show_value=False)
         step = dict(t)
+        for key in [k for k in t if k in _STRING_KEYS]:
+            if c.get(t, p, key, str) is None:
+                step.pop(key)       # a condition or a label that is not text would crash the catalog
+        if "json" in t and not isinstance(t["json"], (dict, list)):
+            c.fail(f"{p}.json", "expected a table or an array (the request's JSON body)", t["json"])
         for key in ("timeout", "deadline", "duration"):
             if key in t:
                 step[key] = c.duration(t, f"{p}.", key, None)
@@ -132,5 +144,7 @@ def _steps(c, path: str, value: Any) -> tuple[dict, ...]:
             step["command"] = _argv(c, f"{p}.command", t["command"])
         if "irreversible" in t:
             c.get(t, p, "irreversible", bool)
+        for key in (k for k in elsewhere if k in t):
+            c.fail(f"{p}.{key}", f"only applies to a {side} step (it {elsewhere[key]})", t[key])
         out.append(step)
     return tuple(out)

@@ -64,6 +64,8 @@ name = "unit"
 command = ["pytest", "-q"]
 
 [[drill]]
+name = "lag"
+use = "replica-lag"
 target = "db"
 """
 

@@ -161,6 +161,10 @@ async def _http(step: Step, ctx: Context) -> StepResult:
     try:
         async with httpx.AsyncClient(timeout=step.timeout_s, trust_env=False) as client:
             response = await client.request(method, url, json=step.args.get("json"), headers=headers)
+    except (httpx.ConnectTimeout, httpx.PoolTimeout):
+        # No connection, so nothing was sent: a failure (the rollback runs), not an unknown.
+        return StepResult("failed", f"{method} {step.args['path']}: not sent: no connection within "
+                                    f"{step.timeout_s:g}s")
     except httpx.TimeoutException:
         return StepResult("unknown", f"{method} {step.args['path']}: no answer within {step.timeout_s:g}s")
     except httpx.HTTPError as exc:

@@ -85,6 +85,10 @@ def _failover(cfg: DrillConfig, config: Config, snap: Snapshot) -> Plan:
     likely = names[0] if names else "?"
     if not names:
         problems.append("no replica answering to promote")
+    # A node that does not answer now would be left following the old primary.
+    answering = {c.name for c in (*primaries, *replicas)}
+    problems += [f"{r.name} is not answering as a primary or a replica: a failover now would leave it behind"
+                 for r in config.replicas if r.name not in answering]
     process = str(cfg.options.get("process", "postgres-{primary}")).format_map(_Keep({"primary": primary}))
     rate = cfg.options.get("writes_per_s", DEFAULTS["writes_per_s"])
     settle = cfg.options.get("duration", DURATIONS["failover"])

@@ -54,7 +54,7 @@ def _disabled(cfg: DrillConfig, config: Config) -> str | None:
     if missing:
         return f"needs commands.{', commands.'.join(missing)} (how this stack does it)"
     for text in (*cfg.steady_state, *(s.get(k) for s in (*cfg.steps, *cfg.rollback)
-                                      for k in ("until", "verify") if s.get(k))):
+                                      for k in ("until", "verify", "unless") if s.get(k))):
         try:
             Condition.parse(text)
         except ConditionError as exc:
@@ -115,7 +115,8 @@ def _step(raw: dict) -> Step:
                      "duration")}
     label = raw.get("label") or _default_label(action, args)
     return Step(action, str(label), args, name=str(raw.get("name", "")), irreversible=bool(raw.get("irreversible")),
-                timeout_s=float(raw.get("timeout") or 30.0), after=raw.get("after"), verify=raw.get("verify"))
+                timeout_s=float(raw.get("timeout") or 30.0), after=raw.get("after"), verify=raw.get("verify"),
+                unless=raw.get("unless"))
 
 
 def _default_label(action: str, args: dict) -> str:

@@ -125,9 +125,12 @@ async def _ask(config: config_mod.Config, drill) -> str | None:
     if plan.problems:
         return plan.target      # the runner refuses it with the reasons and an audit record
     prompt = f"type the target's name ({plan.target}) to run drill {drill.name}, anything else cancels: "
+    # The question goes to the terminal (stderr), never to stdout: that holds the outcome
+    # alone, the JSON one with --json.
+    print(prompt, end="", file=sys.stderr, flush=True)
     try:
-        typed = await asyncio.to_thread(input, prompt)
-    except (EOFError, KeyboardInterrupt):
+        typed = await asyncio.to_thread(sys.stdin.readline)
+    except KeyboardInterrupt:
         typed = ""
     if typed.strip()[:200] != plan.target:
         audit.record_cancelled(state_dir(config), drill.name, plan.target, [s.label for s in plan.method],

@@ -27,7 +27,8 @@ _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.l
         ">=": operator.ge}
 _UNITS = {"b": 1, "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "ms": 0.001, "s": 1, "%": 0.01}
 _GRAMMAR = re.compile(r"^\s*(?P<subject>[^\s<>=!]+)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>\S+)\s*$")
-_SUBJECT = re.compile(r"^(?:(?P<kind>[a-z]+)/(?P<name>[^.\s]+)\.(?P<field>[A-Za-z0-9_]+)"
+# A target's name may hold dots ("db.eu"): the field is what follows the last one.
+_SUBJECT = re.compile(r"^(?:(?P<kind>[a-z]+)/(?P<name>\S+)\.(?P<field>[A-Za-z0-9_]+)"
                       r"|kpi\.(?P<kpi>[a-z_]+)(?P<met>\.met)?|(?P<overall>overall))$")
 _STATE_ORDER = {s.value: s.severity for s in State}
 

@@ -95,6 +95,7 @@ class RunFiles:
         return self.state_dir / "reports" / f"{self.run}.json"
 
     def prepare(self) -> "RunFiles":
+        private_dir(self.state_dir)         # first: mkdir(parents=True) would make it 0755
         private_dir(self.state_dir / "runs")
         private_dir(self.state_dir / "reports")
         return self

@@ -26,6 +26,7 @@ class LockHeld(Exception):
 
 def _path(state_dir: Path, target: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", target)[:80]
+    private_dir(state_dir)                  # first: mkdir(parents=True) would make it 0755
     return private_dir(state_dir / "locks") / f"{safe}.lock"
 
 

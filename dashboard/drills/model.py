@@ -103,6 +103,7 @@ class Plan:
     def describe(self) -> list[str]:
         """The plan in words: the dry run prints it, the confirmation modal shows it."""
         lines = [f"drill {self.drill.name} on {self.target} ({self.drill.safety})"]
+        lines += [f"  what: {self.drill.description}"] if self.drill.description else []
         lines += [f"  topology: {t}" for t in self.topology]
         lines += [f"  steady state: {c}" for c in self.steady_state]
         lines += [f"  pre-flight: {c}" for c in self.preflight]

@@ -136,9 +136,14 @@ class DrillRunner:
         return installed
 
     async def _watch_heartbeat(self) -> None:
+        # A heartbeat file that never appears is a watcher that never beat (it died before
+        # its first touch, or was given another path): the switch counts from our start.
+        started = self.clock()
         while not self.abort.is_set():
             age = heartbeat_age(self.heartbeat)
-            if age is not None and age > HEARTBEAT_LOST_S:
+            if age is None:
+                age = self.clock() - started
+            if age > HEARTBEAT_LOST_S:
                 self.request_abort(f"the dashboard watching this drill went away (no heartbeat for {age:.0f}s)")
                 return
             await asyncio.sleep(0.5)
@@ -189,7 +194,6 @@ class DrillRunner:
         locks = None
         plan = None
         try:
-            await self.engine.poll_round()
             self.engine.start()
             tasks.append(asyncio.create_task(self._watch_states()))
             if self.heartbeat is not None and not self.unattended:
@@ -224,11 +228,18 @@ class DrillRunner:
         return outcome
 
     async def _settled(self) -> None:
-        """Until every target has answered once, then one more round of the polling loops
-        (rates need two readings); never a round of our own beside the loops (a probe
-        still running would be skipped and read as a failure)."""
+        """Until every target has answered once, then one interval more (rates need two polls).
+
+        Answered, not merely probed: a first probe that timed out on a loaded machine left a
+        node UNKNOWN, and the plan was resolved without it (a failover that would not
+        repoint it). Only the engine's own loops probe: a `poll_round()` beside them found
+        their probes in flight and recorded each target as failed ("previous probe still
+        running"), which showed the lab's nodes DOWN at the start of a drill."""
         end = self.clock() + STEADY_WAIT_S
-        while self.engine.snapshot().starting and self.clock() < end:
+        while self.clock() < end:
+            snap = self.engine.snapshot()
+            if not snap.starting and all(s.age_s is not None for s in snap.sources):
+                break
             await asyncio.sleep(0.1)
         await asyncio.sleep(self.engine.interval * 1.5)
 

@@ -33,12 +33,72 @@ from dashboard.lab.servers.redis import redis_command
 from dashboard.model import State
 from metric_texts import resilience4j_metrics, scaledash_metrics
 
+DRILL_STEPS = "tests/integration/test_drill_steps.py"
+DRILL_SAFETY = "tests/integration/test_drill_safety.py"
+
 # Keys another change makes act, with the file whose tests show it.
 ELSEWHERE = {
     "replica.max_lag_bytes": "tests/integration/test_replica_truth.py",
     "replica.max_lag_seconds": "tests/integration/test_replica_truth.py",
     "thresholds.recovery_band": "tests/test_hysteresis.py",
     "thresholds.recovery_hold": "tests/test_hysteresis.py",
+    # Drills act on servers and processes: shown by `drill run` on real ones there. A key
+    # that does nothing on one side (`after` and `unless` on a method step, `irreversible`
+    # on a rollback step) is shown refused there.
+    "drill": DRILL_STEPS,
+    "drills": DRILL_STEPS,
+    "drills.allow": DRILL_STEPS,
+    "drills.state_dir": DRILL_STEPS,
+    "drills.processes": DRILL_STEPS,
+    "drill.name": DRILL_STEPS,
+    "drill.use": DRILL_STEPS,
+    "drill.target": DRILL_STEPS,
+    "drill.description": DRILL_STEPS,
+    "drill.steady_state": DRILL_STEPS,
+    "drill.commands": DRILL_STEPS,
+    "drill.process": DRILL_STEPS,
+    "drill.duration": DRILL_STEPS,
+    "drill.writes_per_s": DRILL_STEPS,
+    "drill.max_candidate_lag_bytes": DRILL_STEPS,
+    "drill.failure_rate": DRILL_STEPS,
+    "drill.step.do": DRILL_STEPS,
+    "drill.step.label": DRILL_STEPS,
+    "drill.step.name": DRILL_STEPS,
+    "drill.step.irreversible": DRILL_SAFETY,
+    "drill.step.timeout": DRILL_SAFETY,
+    "drill.step.after": DRILL_STEPS,
+    "drill.step.unless": DRILL_STEPS,
+    "drill.step.verify": DRILL_SAFETY,
+    "drill.step.node": DRILL_STEPS,
+    "drill.step.sql": DRILL_STEPS,
+    "drill.step.method": DRILL_STEPS,
+    "drill.step.path": DRILL_STEPS,
+    "drill.step.json": DRILL_STEPS,
+    "drill.step.process": DRILL_STEPS,
+    "drill.step.signal": DRILL_STEPS,
+    "drill.step.command": DRILL_STEPS,
+    "drill.step.until": DRILL_STEPS,
+    "drill.step.deadline": DRILL_STEPS,
+    "drill.step.duration": DRILL_STEPS,
+    "drill.rollback.do": DRILL_STEPS,
+    "drill.rollback.label": DRILL_STEPS,
+    "drill.rollback.name": DRILL_STEPS,
+    "drill.rollback.irreversible": DRILL_STEPS,
+    "drill.rollback.timeout": DRILL_STEPS,
+    "drill.rollback.after": DRILL_STEPS,
+    "drill.rollback.unless": DRILL_STEPS,
+    "drill.rollback.verify": DRILL_STEPS,
+    "drill.rollback.node": DRILL_STEPS,
+    "drill.rollback.sql": DRILL_STEPS,
+    "drill.rollback.method": DRILL_STEPS,
+    "drill.rollback.path": DRILL_STEPS,
+    "drill.rollback.json": DRILL_STEPS,
+    "drill.rollback.process": DRILL_STEPS,
+    "drill.rollback.signal": DRILL_STEPS,
+    "drill.rollback.command": DRILL_STEPS,
+    "drill.rollback.until": DRILL_STEPS,
+    "drill.rollback.deadline": DRILL_STEPS,
+    "drill.rollback.duration": DRILL_STEPS,
 }
 
 # Key path -> the test in this file that shows the key acting.
@@ -46,7 +106,6 @@ CHECKS = {
     "name": "test_top_level_name_titles_config_check_and_the_dashboard",
     "interval": "test_global_and_own_intervals_space_each_targets_probes",
     "timeout": "test_timeout_is_each_probes_deadline",
-    "drill": "test_drills_are_listed_as_disabled_by_config_check_and_the_d_key",
     "thresholds.replica_lag_bytes": "test_replica_lag_thresholds_judge_a_replica_behind_its_primary",
     "thresholds.replica_lag_seconds": "test_replica_lag_thresholds_judge_a_replica_behind_its_primary",
     "thresholds.cache_hit_rate": "test_cache_hit_rate_threshold_and_min_hit_rate_judge_a_real_redis",
@@ -231,20 +290,6 @@ def test_timeout_is_each_probes_deadline(http):
     assert waited.state is State.OK, waited
 
 
-def test_drills_are_listed_as_disabled_by_config_check_and_the_d_key(write_config):
-    text = '[[drill]]\nname = "failover"\nsteps = []\n\n[[drill]]\ntarget = "redis"\n'
-    result = run_cli("config", "check", "--config", str(write_config(text)))
-    assert result.code == 0, result.text
-    assert "drill failover: disabled, this version does not run drills" in result.out
-    assert "drill drill[1]: disabled" in result.out
-    plain = run_cli("config", "check", "--config", str(write_config("", "none.toml")))
-    assert not [line for line in plain.out.splitlines() if line.startswith("drill ")], plain.out
-
-    messages = asyncio.run(_key_messages(text, "d"))
-    assert any("drills" in m and "configured: failover, drill[1]" in m for m in messages), messages
-    assert not any("configured" in m for m in asyncio.run(_key_messages("", "d")))
-
-
 def test_service_url_and_admin_token_are_what_the_suites_drive(http, write_config, monkeypatch,
                                                                isolated_secrets):
     from dashboard.suites.stack import load_stack
@@ -297,17 +342,6 @@ def test_suites_are_listed_by_config_check_and_the_t_key(write_config):
     shown = asyncio.run(_suites_screen_text(text))
     assert "integration" in shown and "smoke" in shown, shown
     assert "smoke" not in asyncio.run(_suites_screen_text(""))
-
-
-async def _key_messages(text: str, key: str) -> list[str]:
-    import tomllib
-
-    cfg = validate(tomllib.loads(text), "keys.toml")
-    app = build_app(cfg, engine=Engine(cfg, probes=[]), autostart=False)
-    async with app.run_test(size=(100, 30), notifications=True) as pilot:
-        await pilot.press(key)
-        await pilot.pause()
-        return [n.message for n in app._notifications]
 
 
 async def _suites_screen_text(text: str) -> str:
