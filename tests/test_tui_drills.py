@@ -510,7 +510,7 @@ async def test_read_only_mode_reaches_no_mutating_path_by_any_binding_or_palette
     notes: list[str] = []
     notify = app.notify
     app.notify = lambda message, **kw: (notes.append(str(message)), notify(message, **kw))[1]
-    async with app.run_test(size=(160, 50), notifications=True) as pilot:
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await ready(app, pilot)
         await pilot.pause(0.2)
         assert app.drill_session.live(), "the drill started elsewhere is followed"
