@@ -241,11 +241,14 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         self.refresh_view()
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "filter":       # a modal's field (a drill's confirmation) is not the filter
+            return
         self.filter_text = event.value.strip()
         self.refresh_view()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query(RowTable).first().focus()
+        if event.input.id == "filter":
+            self.query(RowTable).first().focus()
 
     def action_pause(self) -> None:
         self.engine.paused = not self.engine.paused

@@ -67,6 +67,9 @@ class ConfirmDrill(ModalScreen[str | None]):
         else:
             self.dismiss(None)
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()          # what is typed here is the confirmation, never the row filter
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.dismiss(event.value)

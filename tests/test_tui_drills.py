@@ -328,6 +328,7 @@ async def test_the_right_name_starts_the_drills_own_process_with_its_heartbeat(c
         assert log == files.log
         assert env["SCALEDASH_CONFIG"] == config.path and "SCALEDASH_SECRET_ELSEWHERE" not in env
         assert journal.heartbeat_age(files.heartbeat) < 2
+        assert app.filter_text == "", "the confirmation typed is not the panels' row filter"
         assert app.start_drill("upstream-fault", "service") is False      # one run of a drill at a time
         await pilot.pause()
         assert any("already running" in n.message for n in app._notifications)
@@ -353,7 +354,7 @@ async def test_a_running_drill_is_followed_beside_the_panels_and_its_end_sets_th
         run.add("state", "replica primary: OK -> DOWN", "DOWN")
         await pilot.pause(0.5)
         text = screen_text(app)
-        assert "step 1: write canary rows [bold red]x[/]" in text and "[running]" in text
+        assert "step 1: write canary rows [bold red]x[/]" in text, text
         assert "\x1b" not in text and "\u202e" not in text
         assert "replica primary: OK -> DOWN" in text
         run.add("end", "passed: every step done", "passed", verdict="passed",

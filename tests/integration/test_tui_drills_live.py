@@ -114,7 +114,8 @@ async def test_a_drill_started_from_the_tui_is_followed_then_aborted_with_rollba
         await until(pilot, lambda: any(e.kind == "step" and e.text.startswith("step 3") for e in follow.entries),
                     90, "the method under way (the breaker open)")
         text = screen_text(app)
-        assert f"Drill {DRILL} on service  RUNNING" in text and "Replicas" in text and "Caches" in text
+        assert f"Drill {DRILL} on service  RUNNING" in text
+        assert "Replicas (3)" in text and "Breakers (" in text and "(none)" not in text, text   # rows drawn
         assert "step 2: wait until the breaker opens: ok" in text
         before = app.snapshot
         await pilot.press("a")
