@@ -163,7 +163,7 @@ class FakeRun:
     """A drill run on disk as the runner writes it, its process a real `sleep`."""
 
     def __init__(self, config, drill: str = "upstream-fault", target: str = "service",
-                 unattended: bool = False) -> None:
+                 unattended: bool = False, state_first: bool = False) -> None:
         self.process = subprocess.Popen(["sleep", "900"], start_new_session=True)
         self.files = RunFiles(state_dir(config), journal.run_id(drill) + "x").prepare()
         self.files.heartbeat.touch()
@@ -171,6 +171,8 @@ class FakeRun:
         import os
 
         os.utime(self.files.heartbeat, (old, old))
+        if state_first:       # the runner's state watcher may write before the start record
+            self.add("state", "replica primary: UNKNOWN -> DOWN (previous probe still running)", "DOWN")
         self.add("start", f"drill {drill} on {target}", "running", pid=self.process.pid,
                  start_ticks=journal.process_start_ticks(self.process.pid), drill=drill, target=target,
                  unattended=unattended, heartbeat=str(self.files.heartbeat))
@@ -366,6 +368,17 @@ async def test_a_running_drill_is_followed_beside_the_panels_and_its_end_sets_th
         assert any("drill failover on primary: passed (failover_seconds 0.42" in n.message
                    for n in app._notifications)
         assert any("drill failover on primary: passed" in e.message for e in app.engine.snapshot().events)
+
+
+async def test_a_run_whose_journal_opens_with_a_state_change_is_still_reattached(config, recorder, fake_runs):
+    run = FakeRun(config, state_first=True)
+    fake_runs.append(run)
+    app = make_app(config, recorder)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(app, pilot)
+        await pilot.pause(0.2)
+        assert [f.drill for f in app.drill_session.live()] == ["upstream-fault"]
+        assert "Drill upstream-fault on service  RUNNING" in screen_text(app)
 
 
 async def test_a_drill_process_that_dies_without_a_verdict_is_said(config, recorder, fake_runs):
