@@ -17,17 +17,18 @@ from typing import Iterable
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from dashboard.config import Config
+from dashboard.drills_screen import DrillsAppMixin
 from dashboard.engine import Engine
 from dashboard.model import Snapshot
-from dashboard.redact import sanitize
 from dashboard.screens import DetailScreen, HelpScreen
 from dashboard.suites_screen import SuitesAppMixin
 from widgets.bars import Banner, KpiBar, TopBar
+from widgets.drills import DrillTimeline
 from widgets.rows import PANELS, RowContext
 from widgets.event_log import EventLog
 from widgets.panel import ComponentPanel, ComponentSelected
@@ -52,7 +53,7 @@ class MainParts:
     events: EventLog
 
 
-class ScaledashApp(SuitesAppMixin, App):
+class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "scaledash"
     AUTO_FOCUS = "#table-replica"
@@ -66,6 +67,11 @@ class ScaledashApp(SuitesAppMixin, App):
         Binding("minus", "faster", "Faster", key_display="-"),
         Binding("t", "suites", "Suites"),
         Binding("d", "drills", "Drills"),
+        Binding("a", "abort_drill", "Abort drill"),
+        Binding("A", "abort_drill_now", "Abort drill, no rollback", key_display="A"),
+        # Ctrl-C quits as in any terminal program (Textual's default only says how to quit);
+        # while a drill runs, quitting asks first.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("tab", "app.focus_next", "Next panel", show=False),
         Binding("shift+tab", "app.focus_previous", "Previous panel", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -94,12 +100,14 @@ class ScaledashApp(SuitesAppMixin, App):
         yield Banner(id="banner")
         yield KpiBar(id="kpis")
         yield SourceList(id="sources")
-        with Grid(id="panels"):
-            for panel in PANELS:
-                yield ComponentPanel(panel)
-            with Vertical(id="panel-events", classes="panel"):
-                yield Static("Events", classes="panel-title")
-                yield EventLog(id="events")
+        with Horizontal(id="main-body"):
+            with Grid(id="panels"):
+                for panel in PANELS:
+                    yield ComponentPanel(panel)
+                with Vertical(id="panel-events", classes="panel"):
+                    yield Static("Events", classes="panel-title")
+                    yield EventLog(id="events")
+            yield DrillTimeline(id="drill-timeline")
         yield Static("terminal too small: make it at least 60x16", id="too-small")
         yield Input(placeholder="filter rows by name, kind or state (Esc clears)", id="filter", disabled=True)
         yield Footer()
@@ -107,6 +115,7 @@ class ScaledashApp(SuitesAppMixin, App):
     def on_mount(self) -> None:
         if self.autostart:   # tests drive the engine themselves, frame by frame
             self.call_after_refresh(self._start_polling)     # the first frame first
+        self.call_after_refresh(self.start_drills)          # last failover, drills still running
         self._fit(self.size.width, self.size.height)
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
@@ -232,11 +241,14 @@ class ScaledashApp(SuitesAppMixin, App):
         self.refresh_view()
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "filter":       # a modal's field (a drill's confirmation) is not the filter
+            return
         self.filter_text = event.value.strip()
         self.refresh_view()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query(RowTable).first().focus()
+        if event.input.id == "filter":
+            self.query(RowTable).first().focus()
 
     def action_pause(self) -> None:
         self.engine.paused = not self.engine.paused
@@ -263,18 +275,6 @@ class ScaledashApp(SuitesAppMixin, App):
         smaller = [s for s in INTERVAL_STEPS if s < self.engine.interval]
         self._set_interval(smaller[-1] if smaller else INTERVAL_STEPS[0])
 
-    def action_drills(self) -> None:
-        self._reserved("drills", self.config.drill_names)
-
-    def _reserved(self, what: str, configured: tuple[str, ...]) -> None:
-        # Name what the config holds: the user sees it was read, and that it does not run.
-        listed = f" (configured: {sanitize(', '.join(configured), 120)})" if configured else ""
-        if self.readonly:
-            self.notify(f"read-only mode: {what} are disabled{listed}", severity="warning", timeout=3,
-                        markup=False)
-        else:
-            self.notify(f"{what} are not available in this version yet{listed}", timeout=3, markup=False)
-
     def on_component_panel_resized(self, message: ComponentPanel.Resized) -> None:
         """A panel's room changed (a source line came or went, the KPIs wrapped): draw it
         again now, or it would cut its "+N more" row until the next tick. Panels resize
@@ -299,6 +299,7 @@ class ScaledashApp(SuitesAppMixin, App):
                 yield SystemCommand(binding.description, f"key: {binding.key_display or binding.key}",
                                     _runner(self, binding.action))
         yield from self.suite_commands(screen)
+        yield from self.drill_commands(screen)
 
     # ------------------------------------------------------------------ failure
 

@@ -133,4 +133,6 @@ class HelpScreen(ModalScreen):
             text.append(f"{key:>12}  ", style="bold")
             text.append(f"{description}\n")
         text.append("\nEnter on a row opens its details; Esc goes back.", style="dim")
+        text.append("\nWhile a drill runs, its timeline shows beside the panels:"
+                    "\na aborts it with rollback, A without (asks first).", style="dim")
         yield Static(text, id="help-body")

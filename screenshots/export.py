@@ -4,8 +4,10 @@
     .venv/bin/python screenshots/export.py --config .lab/scaledash.toml
 
 Uses the same app factory as the CLI and the tests, at 80x24 and 160x48, plus the
-detail screen of the first replica, the help screen, and the suites screen after a run
-of the shipped `scaling` suite against the lab (`--only suites` shoots just that one).
+detail screen of the first replica, the help screen, the suites screen after a run
+of the shipped `scaling` suite against the lab (`--only suites` shoots just that one),
+and a drill running beside the panels (`--only drills`: `upstream-fault`, aborted with
+rollback once shot, so the lab is left as it was).
 """
 
 from __future__ import annotations
@@ -60,17 +62,50 @@ async def shoot_suites(config_path: str, out: Path, suite: str, wait: float) -> 
         return [Path(app.save_screenshot(filename="suites-160x48.svg", path=str(out)))]
 
 
+async def shoot_drill(config_path: str, out: Path, drill: str, target: str) -> list[Path]:
+    """The main screen while `drill` runs: its timeline beside the panels."""
+    from textual.widgets import Input
+
+    app = build_app(load(config_path))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(4.0)
+        await pilot.press("d")
+        await pilot.pause(0.3)
+        names = [d.name for d in app.drill_session.drills]
+        await pilot.press(*["down"] * names.index(drill), "enter")
+        await pilot.pause(0.5)
+        app.screen.query_one(Input).focus()
+        await pilot.press(*target, "enter")
+        await pilot.press("escape")
+        follow = app.drill_session.live()[-1]
+        for _ in range(120):
+            await pilot.pause(0.5)
+            if any(e.text.startswith("step 3") for e in follow.entries):
+                break
+        await pilot.pause(3.0)
+        written = [Path(app.save_screenshot(filename="drill-160x48.svg", path=str(out)))]
+        await pilot.press("a")
+        for _ in range(120):
+            await pilot.pause(0.5)
+            if follow.end is not None:
+                break
+        return written
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--settle", type=float, default=6.0, help="seconds of live data before the shot")
-    parser.add_argument("--only", choices=("all", "suites"), default="all")
+    parser.add_argument("--only", choices=("all", "suites", "drills"), default="all")
     parser.add_argument("--suite", default="scaling", help="the suite run for the suites screen")
     parser.add_argument("--suite-wait", type=float, default=300.0, help="seconds to wait for its result")
     args = parser.parse_args()
-    written = [] if args.only == "suites" else asyncio.run(shoot(args.config, Path(args.out), args.settle))
-    written += asyncio.run(shoot_suites(args.config, Path(args.out), args.suite, args.suite_wait))
+    written = [] if args.only != "all" else asyncio.run(shoot(args.config, Path(args.out), args.settle))
+    if args.only in ("all", "suites"):
+        written += asyncio.run(shoot_suites(args.config, Path(args.out), args.suite, args.suite_wait))
+    if args.only in ("all", "drills"):
+        written += asyncio.run(shoot_drill(args.config, Path(args.out), "upstream-fault", "service"))
     for path in written:
         print(path)
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 # The modules that draw: everything else under dashboard/ is the headless core.
-TUI_MODULES = {"dashboard.app", "dashboard.screens", "dashboard.suites_screen"}
+TUI_MODULES = {"dashboard.app", "dashboard.screens", "dashboard.suites_screen", "dashboard.drills_screen"}
 
 
 def headless_modules() -> list[str]:

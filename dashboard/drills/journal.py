@@ -207,9 +207,11 @@ def runs(state_dir: Path, limit: int = 200) -> Iterator[RunInfo]:
     for name in names:
         files = RunFiles(state_dir, name.removesuffix(".jsonl"))
         entries, _ = read_entries(files.journal)
-        if entries and entries[0].kind == "start":
+        # Not always the first line: the runner's state watcher may write before it.
+        start = next((e for e in entries if e.kind == "start"), None)
+        if start is not None:
             end = next((e for e in reversed(entries) if e.kind == "end"), None)
-            yield RunInfo(files, entries[0], end)
+            yield RunInfo(files, start, end)
 
 
 def running(state_dir: Path) -> list[RunInfo]:
