@@ -180,10 +180,12 @@ class _Connection:
 class FaultProxy:
     """listen (127.0.0.1, free port) -> upstream, with toxics; see the module docstring."""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1"):
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", seed: int | None = None):
         self.upstream = (upstream_host, upstream_port)
         self.port = 0
         self.accepted = 0
+        self.peak_connections = 0       # most client connections open at once (reset_peak())
+        self._rng = random.Random(seed)
         self._toxics: dict[str, Toxic] = {}
         self._names = itertools.count(1)
         self._connections: set[_Connection] = set()
@@ -223,6 +225,9 @@ class FaultProxy:
     def open_connections(self) -> int:
         """Client connections the proxy holds open now."""
         return self._call(self._count())
+
+    def reset_peak(self) -> None:
+        self.peak_connections = 0
 
     @property
     def url_host(self) -> str:
@@ -285,6 +290,7 @@ class FaultProxy:
         self.accepted += 1
         conn = _Connection(writer)
         self._connections.add(conn)
+        self.peak_connections = max(self.peak_connections, sum(1 for c in self._connections if not c.closed))
         conn.tasks.append(asyncio.current_task())
         try:
             if self._blackholed():
@@ -332,14 +338,13 @@ class FaultProxy:
             stage = self._stage(conn, name, toxic, stage)
         await stage(data)
 
-    @staticmethod
-    def _stage(conn: _Connection, name: str, toxic: Toxic, write: Write) -> Write:
+    def _stage(self, conn: _Connection, name: str, toxic: Toxic, write: Write) -> Write:
         async def counted(chunk: bytes) -> None:
             conn.seen[name] = conn.seen.get(name, 0) + len(chunk)
             await write(chunk)
 
         async def stage(chunk: bytes) -> None:
-            if random.random() >= toxic.toxicity:
+            if self._rng.random() >= toxic.toxicity:
                 await write(chunk)
                 return
             await toxic.pipe(chunk, conn.seen.get(name, 0), counted)
