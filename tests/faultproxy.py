@@ -141,7 +141,8 @@ class Bandwidth(Toxic):
 @dataclass
 class Down(Toxic):
     """The upstream is gone: the listener closes (connection refused) and every open
-    connection is cut. Removing it listens again on the same port."""
+    connection is cut. Removing it listens again on the same port. Acts at once, whole:
+    its toxicity is not used."""
 
     stream: str = "both"
 

@@ -68,7 +68,7 @@ def read_all(sock: socket.socket) -> tuple[bytes, BaseException | None]:
     return got, None
 
 
-def http_get(port: int, path: str) -> bytes:
+def http_get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
 
 
@@ -140,7 +140,7 @@ def test_reset_passes_n_bytes_then_resets_the_connection(http, proxy_http):
     http.set("/big", b"x" * 20000)
     proxy_http.add(Reset(after_bytes=100))
     with connect(proxy_http.port) as sock:
-        sock.sendall(http_get(proxy_http.port, "/big"))
+        sock.sendall(http_get("/big"))
         got, error = read_all(sock)
     assert len(got) == 100
     assert isinstance(error, ConnectionResetError), error
@@ -150,7 +150,7 @@ def test_limit_data_closes_in_order_after_n_bytes(http, proxy_http):
     http.set("/big", b"x" * 20000)
     proxy_http.add(LimitData(limit=500))
     with connect(proxy_http.port) as sock:
-        sock.sendall(http_get(proxy_http.port, "/big"))
+        sock.sendall(http_get("/big"))
         got, error = read_all(sock)
     assert (len(got), error) == (500, None), "a FIN after exactly 500 bytes: a truncated body"
 
@@ -174,7 +174,7 @@ def test_bandwidth_caps_the_rate(http, proxy_http):
     proxy_http.add(Bandwidth(kb_per_s=100))
     with connect(proxy_http.port, timeout=10) as sock:
         started = time.monotonic()
-        sock.sendall(http_get(proxy_http.port, "/body"))
+        sock.sendall(http_get("/body"))
         got, error = read_all(sock)
         elapsed = time.monotonic() - started
     assert error is None and got.endswith(b"y" * 40000)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pytest
 
@@ -69,7 +70,7 @@ class Rig:
         return State.ERROR if self.probe_type == "prometheus" else State.DOWN
 
 
-def _upstream(probe_type: str, request, http) -> tuple[int, callable]:
+def _upstream(probe_type: str, request, http) -> tuple[int, Callable[[str], dict]]:
     """(upstream port, doc of the faulty target given the proxy's host:port)."""
     if probe_type == "postgres":
         pg = request.getfixturevalue("pg")
@@ -216,7 +217,7 @@ def _assert_neighbour_on_time(run: Run) -> None:
     assert set(run.watch.states_of(NEIGHBOUR, run.fault_at)) == {State.OK}
 
 
-def faulty_rows_look_valid(run: Run, snap: Snapshot) -> bool:
+def faulty_rows_look_valid(snap: Snapshot) -> bool:
     """No row of the faulty target shows data as valid (OK or a judged state) right now."""
     return any(c.state in (State.OK, State.DEGRADED) for c in snap.components if c.target == FAULTY)
 
@@ -287,7 +288,7 @@ def test_case_08_blackhole(rig, capfd):
         assert run.watch.max_sockets[FAULTY] <= 2, run.watch.worst_sockets[FAULTY]
         assert run.rig.proxy.peak_connections <= 2
         assert run.watch.max_running[FAULTY] <= 1
-        assert not faulty_rows_look_valid(run, run.last()), "rows of a silent target still look valid"
+        assert not faulty_rows_look_valid(run.last()), "rows of a silent target still look valid"
 
     run_case(rig, capfd, body)
 
@@ -342,7 +343,7 @@ def _case_10(rig: Rig, capfd, fault: str) -> None:
               f"{opened} new connections")
         assert broken and all(not s.ok for s in broken[1:]), "partial data was taken as an answer"
         assert not any(s.ok and s.started > run.fault_at + P for s in broken)
-        assert not faulty_rows_look_valid(run, run.last()), "rows still show the broken target's data as valid"
+        assert not faulty_rows_look_valid(run.last()), "rows still show the broken target's data as valid"
         assert not any("cannot connect" in (s.error or "") for s in broken), "it did connect: the answer broke"
         assert shown.state is State.ERROR, shown
         # Each probe opened a fresh connection: the broken one was dropped, never reused.
@@ -479,5 +480,5 @@ def test_case_12_flapping(rig, capfd):
 def test_flapping_notifications_are_rate_limited_per_target():
     """Case 12's second half; not counted as its coverage (tests/test_reliability_index.py)."""
     pytest.skip("case 12 notification rate limit: not implemented; every state change of every row is "
-                "an event-log line (test_case_12_flapping: a flapping /metrics target with 6 rows logged 46 lines in 10 s), "
-                "and the TUI sends no per-target state notifications to limit")
+                "an event-log line (test_case_12_flapping: a flapping /metrics target with 6 rows logged "
+                "46 lines in 10 s), and the TUI sends no per-target state notifications to limit")
