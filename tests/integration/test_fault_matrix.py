@@ -20,10 +20,12 @@ D = 0.4 s; case 7's 1 s latency is the overrunning half of its test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+import psutil
 import pytest
 
 from conftest import CANARY
@@ -70,40 +72,44 @@ class Rig:
         return State.ERROR if self.probe_type == "prometheus" else State.DOWN
 
 
-def _upstream(probe_type: str, request, http) -> tuple[int, Callable[[str], dict]]:
+def _upstream(probe_type: str, request, http, name: str = FAULTY) -> tuple[int, Callable[[str], dict]]:
     """(upstream port, doc of the faulty target given the proxy's host:port)."""
     if probe_type == "postgres":
         pg = request.getfixturevalue("pg")
         node = pg.replicas[0]
         return node.port, lambda host: {"replica": [{
-            "name": FAULTY, "dsn": pg.dsn(node).replace(f":{node.port}/", f":{host.rsplit(':', 1)[1]}/"),
+            "name": name, "dsn": pg.dsn(node).replace(f":{node.port}/", f":{host.rsplit(':', 1)[1]}/"),
             "password": PG_PASSWORD}]}
     if probe_type == "redis":
         server = request.getfixturevalue("redis_server")
         return server.port, lambda host: {"cache": [{
-            "name": FAULTY, "url": f"redis://{host}/0", "password": REDIS_PASSWORD}]}
+            "name": name, "url": f"redis://{host}/0", "password": REDIS_PASSWORD}]}
     if probe_type == "scrape":
         return http.port, lambda host: {"source": [{
-            "name": FAULTY, "scrape": f"http://{host}/metrics", "preset": "scaledash",
+            "name": name, "scrape": f"http://{host}/metrics", "preset": "scaledash",
             "username": "service_role", "password": PG_PASSWORD}]}
     if probe_type == "prometheus":
         prom = request.getfixturevalue("prometheus_upstream")
         return prom.port, lambda host: {"source": [{
-            "name": FAULTY, "prometheus": f"http://{host}", "preset": "scaledash", "password": PG_PASSWORD}]}
+            "name": name, "prometheus": f"http://{host}", "preset": "scaledash", "password": PG_PASSWORD}]}
     if probe_type == "edge":
         return http.port, lambda host: {"edge": [{
-            "name": FAULTY, "url": f"http://{host}/functions/v1/hello",
+            "name": name, "url": f"http://{host}/functions/v1/hello",
             "headers": {"Authorization": "env:SCALEDASH_TEST_TOKEN"}}]}
-    return http.port, lambda host: {"cdn": [{"name": FAULTY, "url": f"http://{host}/app.js"}]}
+    return http.port, lambda host: {"cdn": [{"name": name, "url": f"http://{host}/app.js"}]}
+
+
+def _serve_routes(http) -> None:
+    http.routes["/metrics"] = scaledash_metrics()
+    http.set("/functions/v1/hello", "hello")
+    http.set("/functions/v1/neighbour", "fine")
+    http.set("/app.js", b"console.log(1)\n" * 20, headers={"X-Cache": "HIT", "Age": "12"})
 
 
 @pytest.fixture
 def rig(request, http):
     probe_type = request.param
-    http.routes["/metrics"] = scaledash_metrics()
-    http.set("/functions/v1/hello", "hello")
-    http.set("/functions/v1/neighbour", "fine")
-    http.set("/app.js", b"console.log(1)\n" * 20, headers={"X-Cache": "HIT", "Age": "12"})
+    _serve_routes(http)
     port, faulty = _upstream(probe_type, request, http)
     with FaultProxy(port, seed=11) as proxy:
         doc = faulty(proxy.url_host)
@@ -291,6 +297,58 @@ def test_case_08_blackhole(rig, capfd):
         assert not faulty_rows_look_valid(run.last()), "rows of a silent target still look valid"
 
     run_case(rig, capfd, body)
+
+
+LONG_RUN_ROUNDS = 100
+
+
+@pytest.mark.slow
+def test_case_08_blackhole_long_run_keeps_sockets_and_memory_flat(request, http, capfd):
+    """Every probe type behind its own blackholed proxy for 100 rounds at D = 0.1 s: each
+    probe ends by D + 0.2 s, sockets stay <= 2 per target on both sides, and the
+    process's memory does not grow from round 30 to the end."""
+    _serve_routes(http)
+    with contextlib.ExitStack() as stack:
+        proxies, doc = {}, {}
+        for probe_type in PROBE_TYPES:
+            port, faulty = _upstream(probe_type, request, http, name=probe_type)
+            proxies[probe_type] = stack.enter_context(FaultProxy(port))
+            proxies[probe_type].add(Blackhole())
+            for section, targets in faulty(proxies[probe_type].url_host).items():
+                doc.setdefault(section, []).extend(targets)
+        cfg = make_config(interval=0.15, timeout=0.1, **doc)
+
+        async def scenario():
+            engine = Engine(cfg)
+            watch = Watch(engine, ports={t: p.port for t, p in proxies.items()}).start()
+            rss_mb = {}
+            try:
+                for i in range(LONG_RUN_ROUNDS):
+                    await engine.poll_round()
+                    watch.tick()
+                    if i + 1 in (30, LONG_RUN_ROUNDS):
+                        rss_mb[i + 1] = psutil.Process().memory_info().rss / 2**20
+                engine.start()                   # and the polling loops still run after it
+                await asyncio.sleep(0.3)
+                assert_loops_alive(engine)
+                late = {t: watch.overruns(t, 0.1 + GRACE)[1] for t in proxies}
+                print(f"\ncase 8 long run: {LONG_RUN_ROUNDS} rounds, RSS {rss_mb[30]:.1f} MB at round 30, "
+                      f"{rss_mb[LONG_RUN_ROUNDS]:.1f} MB at the end; max sockets ours {watch.max_sockets}; "
+                      f"at the proxies { {t: p.peak_connections for t, p in proxies.items()} }; "
+                      f"accepted { {t: p.accepted for t, p in proxies.items()} }")
+                assert not any(late.values()), late
+                assert all(n <= 2 for n in watch.max_sockets.values()), watch.worst_sockets
+                assert all(p.peak_connections <= 2 for p in proxies.values())
+                assert rss_mb[LONG_RUN_ROUNDS] - rss_mb[30] < 10, rss_mb
+                watch.assert_no_canary()
+            finally:
+                await watch.stop()
+                await engine.close()
+
+        run_scenario(scenario)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and CANARY not in out + err
+    print(out, end="")
 
 
 # ---------------------------------------------------------------- case 9
