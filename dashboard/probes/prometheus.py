@@ -163,8 +163,7 @@ class PrometheusProbe:
         except requests.exceptions.SSLError:
             raise ProbeError(Failure.ERROR, "Prometheus: TLS verification failed") from None
         except requests.ConnectionError as exc:
-            reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
-            raise ProbeError(Failure.ERROR, f"Prometheus unreachable: {reason}") from None
+            raise ProbeError(Failure.ERROR, _connection_failure(exc)) from None
         except Exception as exc:  # PrometheusApiClientException, odd shapes: the source is broken
             raise ProbeError(Failure.ERROR, f"Prometheus: {type(exc).__name__}") from None
         return [_with_time(s, times) for s in series], up, list(self._envelope.warnings)
@@ -196,6 +195,22 @@ class PrometheusProbe:
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _connection_failure(exc) -> str:
+    """Name a requests ConnectionError by its cause. With retries off, urllib3 wraps every
+    failure in MaxRetryError and requests calls them all ConnectionError: a read timeout
+    (a slow Prometheus) or a reset mid-answer said "cannot connect" (the fault matrix,
+    tests/integration/test_fault_matrix.py cases 7 and 10)."""
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+    cause = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(cause, ReadTimeoutError):
+        return "Prometheus timeout"
+    if isinstance(cause, ProtocolError):
+        return "Prometheus: connection broken mid-response"
+    reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+    return f"Prometheus unreachable: {reason}"
 
 
 def _name_of(item) -> str | None:
