@@ -18,8 +18,8 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-SPEC_CANDIDATES = [os.environ.get("SCALEDASH_RELIABILITY_MD", ""), ROOT / "RELIABILITY.md",
-                   ROOT / "docs" / "RELIABILITY.md", Path("/work/shared/RELIABILITY.md")]
+# The spec is kept in the repo (docs/), so CI on a clean clone reads the same cases.
+SPEC_CANDIDATES = [os.environ.get("SCALEDASH_RELIABILITY_MD", ""), ROOT / "docs" / "RELIABILITY.md"]
 
 _ENGINE = "tests/integration/test_engine_faults.py"
 _SOURCES = "tests/integration/test_metric_sources.py"
@@ -53,7 +53,7 @@ COVERED_BY: dict[int, list[str]] = {
          f"{_CONFIG}::test_names_must_be_unique_across_target_kinds"],
     15: [f"{_CONFIG}::test_hostile_file_is_refused_as_a_config_error_within_the_parse_budget",
          f"{_CONFIG}::test_loader_fuzz_raises_nothing_but_config_error"],
-    16: ["tests/integration/test_config_keys.py::test_drills_are_listed_as_disabled_by_config_check_and_the_d_key"],
+    16: ["tests/integration/test_drill_steps.py::test_a_drill_on_a_target_not_allowed_is_disabled_with_one_notice_and_the_config_loads"],
     17: [f"{_SOURCES}::test_bad_prometheus_answers_are_errors_that_keep_the_last_good_value"],
     18: [f"{_SOURCES}::test_bad_prometheus_answers_are_errors_that_keep_the_last_good_value",
          f"{_SOURCES}::test_prometheus_warnings_are_kept_next_to_the_data"],
