@@ -79,23 +79,26 @@ class ConfirmDrill(ModalScreen[str | None]):
 
 
 def plan_text(plan: "Plan") -> Text:
-    """plan.describe(), with the irreversible steps listed apart and the problems last."""
+    """What cannot be undone and what stops it first (a long plan scrolls), then
+    plan.describe(), then how to confirm."""
     text = Text(f"Drill {sanitize(plan.drill.name, 60)} on {sanitize(plan.target, 60)}", style="bold")
     text.append(f"  ({plan.drill.safety})", style="bold red" if plan.drill.irreversible else "green")
-    for line in plan.describe()[1:]:
-        style = "bold red" if "IRREVERSIBLE" in line or "REFUSED" in line else ""
-        text.append("\n")
-        text.append(sanitize(line, 200), style=style)
     steps = plan.irreversible_steps
     if steps:
         text.append("\n\nIRREVERSIBLE, never undone automatically:", style="bold red")
         for step in steps:
-            text.append(f"\n  - {sanitize(step.label, 160)}", style="bold red")
+            text.append(f"\n  - {sanitize(step.label.replace('{candidate}', 'the new primary'), 160)}",
+                        style="bold red")
     if plan.problems:
         text.append("\n\nThis drill cannot run now:", style="bold yellow")
         for problem in plan.problems:
             text.append(f"\n  - {sanitize(problem, 200)}", style="yellow")
-    else:
+    text.append("\n")
+    for line in plan.describe()[1:]:
+        style = "bold red" if "IRREVERSIBLE" in line or "REFUSED" in line else ""
+        text.append("\n")
+        text.append(sanitize(line, 200), style=style)
+    if not plan.problems:
         text.append(f"\n\nType {sanitize(plan.target, 60)} and press Run (or Enter) to start it; "
                     "Esc or anything else cancels.", style="dim")
     return text

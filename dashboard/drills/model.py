@@ -101,7 +101,11 @@ class Plan:
         return tuple(s for s in self.method if s.irreversible)
 
     def describe(self) -> list[str]:
-        """The plan in words: the dry run prints it, the confirmation modal shows it."""
+        """The plan in words: the dry run prints it, the confirmation modal shows it. Names
+        known only at run time (the replica promoted) read as what they will be."""
+        return [line.replace("{candidate}", "the new primary") for line in self._lines()]
+
+    def _lines(self) -> list[str]:
         lines = [f"drill {self.drill.name} on {self.target} ({self.drill.safety})"]
         lines += [f"  what: {self.drill.description}"] if self.drill.description else []
         lines += [f"  topology: {t}" for t in self.topology]

@@ -195,12 +195,14 @@ class DrillRunner:
         plan = None
         try:
             self.engine.start()
-            tasks.append(asyncio.create_task(self._watch_states()))
             if self.heartbeat is not None and not self.unattended:
                 tasks.append(asyncio.create_task(self._watch_heartbeat()))
             await self._settled()
             plan = catalog.plan(self.drill, self.config, self.engine.snapshot())
             self._start_record(plan)
+            # After the start record, so a journal always opens with it; the changes seen
+            # while the engine settled are its first answers, not news.
+            tasks.append(asyncio.create_task(self._watch_states()))
             attempt = audit.Attempt(self.files.state_dir, drill=self.drill.name, target=plan.target,
                                     mode="dry-run" if self.dry_run else "run",
                                     steps=[s.label for s in plan.method], confirmation=self.confirmation,
