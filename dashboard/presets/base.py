@@ -121,6 +121,11 @@ class Figures:
         self.values[key] = tuple(sorted(buckets.items()))
 
 
+def too_many_series(count: int, cap: int) -> str:
+    """The one wording of a source over its `max_series` (a scrape and Prometheus alike)."""
+    return f"too many series: {count} > {cap}"
+
+
 def group(series: Iterable[Series], handlers: Mapping[str, Callable[[Series], None]]) -> None:
     """Feed each series to the handler registered for its name."""
     for s in series:

@@ -14,36 +14,54 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard.presets.base import Series
+from dashboard.config_types import SourceTarget
+from dashboard.presets.base import Series, too_many_series
 
 # name, label block, value, optional timestamp (milliseconds since the epoch)
 _SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+(-?\d+))?[ \t]*")
 _LABEL = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*(?:,|$)')
 _ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
-MAX_SERIES = 100_000
+MAX_SERIES = SourceTarget.max_series
 
 
 class ExpositionError(ValueError):
     """The body is not valid Prometheus text exposition."""
 
 
+class TooManySeries(ExpositionError):
+    """More series than the source's cap: an ERROR of the source, not 100k rows."""
+
+    def __init__(self, count: int, cap: int):
+        super().__init__(too_many_series(count, cap))
+        self.count, self.cap = count, cap
+
+
 def prefilter(text: str, families: tuple[str, ...]) -> str:
-    """Only the lines of the metric families a preset reads.
+    """Only the lines of the metric families a preset reads."""
+    return select(text, families)[0]
+
+
+def select(text: str, families: tuple[str, ...]) -> tuple[str, int]:
+    """The lines of the metric families a preset reads, and how many samples they hold.
 
     Parsing is ~12 µs a line and most of a real /metrics body is families no preset
     reads (process_*, python_gc_*, *_created), so dropping them first is the cheap win.
+    The count comes free with the scan: a body over a source's cap is refused before a
+    single Series is built (100k of them cost ~1 s and ~200 MB).
     """
-    keep = []
+    keep, samples = [], 0
     for line in text.splitlines():
-        if line.startswith("#"):
+        comment = line.startswith("#")
+        if comment:
             parts = line.split(None, 3)
             name = parts[2] if len(parts) > 2 else ""
         else:
             name = line.split("{", 1)[0].split(None, 1)[0] if line.strip() else ""
         if name and name.startswith(families) and not name.endswith("_created"):
             keep.append(line)
-    return "\n".join(keep) + "\n"
+            samples += not comment
+    return "\n".join(keep) + "\n", samples
 
 
 def family_prefixes(metrics) -> tuple[str, ...]:
@@ -94,8 +112,13 @@ def fast_parse(text: str, max_series: int = MAX_SERIES) -> list[Series] | None:
             name += "_total"          # as the reference parser names a counter's sample
         out.append(Series(name, labels, value, timestamp=int(millis) / 1000.0 if millis else None))
         if len(out) > max_series:
-            raise ExpositionError(f"more than {max_series} series")
+            raise TooManySeries(count_samples(text), max_series)
     return out
+
+
+def count_samples(text: str) -> int:
+    """Sample lines of a body, without parsing them (for the "N > cap" of an error)."""
+    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
 def _seconds(timestamp) -> float | None:
@@ -119,7 +142,7 @@ def parse_text(text: str, max_series: int = MAX_SERIES) -> list[Series]:
                 out.append(Series(sample.name, dict(sample.labels), float(sample.value),
                                   timestamp=_seconds(sample.timestamp)))
                 if len(out) > max_series:
-                    raise ExpositionError(f"more than {max_series} series")
+                    raise TooManySeries(count_samples(text), max_series)
     except ExpositionError:
         raise
     except (Exception, RecursionError) as exc:  # the parser raises many types on bad input
