@@ -132,8 +132,8 @@ class ComponentPanel(Vertical):
         counts = Counter(c.state for c in hidden)
         worst = max(counts, key=lambda s: s.severity, default=State.UNKNOWN)
         parts = [f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda i: -i[0].severity)]
-        if omitted:
-            parts.append(f"{omitted} not tracked ({MAX_ROWS_PER_SOURCE} rows per source)")
+        if omitted:     # first: a narrow column keeps only the start of the detail
+            parts.insert(0, f"{omitted} untracked ({MAX_ROWS_PER_SOURCE} rows per source)")
         return [Text(f"+{len(hidden) + omitted} more"), state_text(worst), Text(", ".join(parts))]
 
     def _row_cells(self, c: Component, ctx: RowContext) -> list[Text]:
