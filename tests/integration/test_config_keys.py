@@ -39,6 +39,7 @@ ELSEWHERE = {
     "replica.max_lag_seconds": "tests/integration/test_replica_truth.py",
     "thresholds.recovery_band": "tests/test_hysteresis.py",
     "thresholds.recovery_hold": "tests/test_hysteresis.py",
+    "source.max_series": "tests/integration/test_hostile_scale.py",
 }
 
 # Key path -> the test in this file that shows the key acting.
