@@ -10,6 +10,7 @@ any line the fast path does not fully understand hands the whole body to the ref
 
 from __future__ import annotations
 
+import functools
 import re
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -114,6 +115,23 @@ def fast_parse(text: str, max_series: int = MAX_SERIES) -> list[Series] | None:
         if len(out) > max_series:
             raise TooManySeries(count_samples(text), max_series)
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _sample_line(families: tuple[str, ...]) -> re.Pattern:
+    """A newline, then a sample of one of `families` (not a `_created` one): the newline
+    first lets the regex engine jump from newline to newline (~30 ms for 100k lines,
+    against ~180 ms to decode and split them)."""
+    names = b"|".join(re.escape(f.encode()) for f in families)
+    return re.compile(rb"\n[ \t]*(?:" + names + rb")(?![A-Za-z0-9_:]*_created[ \t{])")
+
+
+def count_series(body: bytes, families: tuple[str, ...]) -> int:
+    """How many samples of `families` a raw body holds, without decoding or splitting it:
+    a body over its source's cap is refused for the price of one scan."""
+    if not families:
+        return 0
+    return len(_sample_line(families).findall(b"\n" + body))
 
 
 def count_samples(text: str) -> int:

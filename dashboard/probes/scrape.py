@@ -4,7 +4,7 @@ A body is at most 5 MB (body.py), ~100k lines: parsing that on the event loop st
 every other target and the keyboard for seconds. A large body is parsed in a worker
 thread; a small one (the usual few KB) stays on the loop, where a thread hop would
 cost more than the parse. Either way a body with more series than the source's
-`max_series` is refused before a Series is built.
+`max_series` is refused by one scan of its bytes, before it is decoded or split.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading
 from dashboard.presets import get as get_preset
-from dashboard.presets.exposition import ExpositionError, family_prefixes, parse_text, select
+from dashboard.presets.exposition import ExpositionError, count_series, family_prefixes, parse_text, select
 from dashboard.presets.base import too_many_series
 from dashboard.probes.base import ProbeError, with_hit_rate_floor
 from dashboard.probes.http import basic_auth, make_client, read_capped, transport_failure
@@ -66,15 +66,15 @@ class ScrapeProbe:
 
     def _read(self, body: bytes) -> list[Reading]:
         """The readings of one body (on the loop or in a thread: touches no shared state)."""
-        text = body.decode("utf-8", "replace")
-        del body
-        if text[:4096].lstrip().startswith("<"):
-            raise ProbeError(Failure.ERROR, f"not Prometheus text (HTML?): {sanitize(text[:4096].strip(), 40)}")
-        kept, count = select(text, self._families)
-        del text
+        head = body[:4096].decode("utf-8", "replace")
+        if head.lstrip().startswith("<"):
+            raise ProbeError(Failure.ERROR, f"not Prometheus text (HTML?): {sanitize(head.strip(), 40)}")
         cap = self._config.max_series
-        if count > cap:
-            raise ProbeError(Failure.ERROR, too_many_series(count, cap))
+        if body.count(b"\n") >= cap:       # enough lines to be over: count the samples
+            count = count_series(body, self._families)
+            if count > cap:
+                raise ProbeError(Failure.ERROR, too_many_series(count, cap))
+        kept, _ = select(body.decode("utf-8", "replace"), self._families)
         try:
             series = parse_text(kept, cap)
         except ExpositionError as exc:
