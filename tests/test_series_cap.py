@@ -62,3 +62,23 @@ def test_a_body_over_the_cap_is_refused_before_it_is_decoded_or_parsed(monkeypat
 def test_a_body_at_the_cap_is_read_whole():
     readings = _probe(10)._read(_breakers(10))
     assert sorted(r.name for r in readings) == sorted(f"b{i}" for i in range(10))
+
+
+@pytest.mark.parametrize("piece", [1, 7, 64, 4096])
+def test_counting_while_the_body_streams_agrees_with_the_whole_body_at_any_split(piece):
+    from dashboard.presets.exposition import SeriesWatch, TooManySeries
+
+    families = family_prefixes(get("postgres_exporter").METRICS)
+    body = (FIXTURES / "postgres_exporter.txt").read_bytes()
+    whole = count_series(body, families)
+    watch = SeriesWatch(families, cap=10**6)
+    for at in range(0, len(body), piece):
+        watch(body[at:at + piece])
+    watch(b"\n")                      # the last line, ended
+    assert watch.count == whole
+    stopped = SeriesWatch(families, cap=whole - 1)
+    with pytest.raises(TooManySeries, match=r"at least \d+ > "):
+        for at in range(0, len(body), piece):
+            stopped(body[at:at + piece])
+        stopped(b"\n")
+        stopped(b"more to come\n")

@@ -39,8 +39,11 @@ class CappedBody:
     `limit`, and ProbeError for an encoding it does not decode or a corrupt stream.
     """
 
-    def __init__(self, content_encoding: str | None, limit: int = MAX_BODY_BYTES):
+    def __init__(self, content_encoding: str | None, limit: int = MAX_BODY_BYTES, watch=None):
+        """`watch`: called with each decoded piece as it arrives; it may raise ProbeError
+        to stop reading (the series cap, long before a 5 MB body is in)."""
         self.limit = limit
+        self._watch = watch
         self.size = 0
         self._parts: list[bytes] = []
         self._encoding = (content_encoding or "").strip().lower()
@@ -78,6 +81,8 @@ class CappedBody:
             raise too_large(self.limit)
         if data:
             self._parts.append(data)
+            if self._watch is not None:
+                self._watch(data)
 
     def finish(self) -> bytes:
         if self._inflate is not None and not self._inflate.eof:

@@ -45,13 +45,14 @@ def make_client(deadline: float, insecure: bool = False, auth: tuple[str, str] |
     )
 
 
-async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES, watch=None) -> bytes:
     """The decompressed body, or ProbeError("response too large ...") past `limit` bytes,
-    decoded here from the raw stream (httpx would inflate each chunk whole: body.py)."""
+    decoded here from the raw stream (httpx would inflate each chunk whole: body.py).
+    `watch` sees each decoded piece and may stop the read (CappedBody)."""
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit and "content-encoding" not in response.headers:
         raise too_large(limit)
-    body = CappedBody(response.headers.get("content-encoding"), limit)
+    body = CappedBody(response.headers.get("content-encoding"), limit, watch)
     async for chunk in response.aiter_raw():
         body.feed(chunk)
     return body.finish()

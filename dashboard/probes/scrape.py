@@ -3,8 +3,8 @@
 A body is at most 5 MB (body.py), ~100k lines: parsing that on the event loop stalled
 every other target and the keyboard for seconds. A large body is parsed in a worker
 thread; a small one (the usual few KB) stays on the loop, where a thread hop would
-cost more than the parse. Either way a body with more series than the source's
-`max_series` is refused by one scan of its bytes, before it is decoded or split.
+cost more than the parse. A body with more series than the source's `max_series` is
+refused while it streams, once past the cap (SeriesWatch), and never decoded or split.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import httpx
 from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading
 from dashboard.presets import get as get_preset
-from dashboard.presets.exposition import ExpositionError, count_series, family_prefixes, parse_text, select
+from dashboard.presets.exposition import (ExpositionError, SeriesWatch, TooManySeries, count_series, family_prefixes,
+                                          parse_text, select)
 from dashboard.presets.base import too_many_series
 from dashboard.probes.base import ProbeError, with_hit_rate_floor
 from dashboard.probes.http import basic_auth, make_client, read_capped, transport_failure
@@ -46,10 +47,13 @@ class ScrapeProbe:
         try:
             async with self._client.stream("GET", self._config.scrape,
                                            headers={"Accept": "text/plain;version=0.0.4"}) as response:
-                body = await read_capped(response)
+                watch = SeriesWatch(self._families, self._config.max_series) if response.status_code == 200 else None
+                body = await read_capped(response, watch=watch)
                 status = response.status_code
         except httpx.HTTPError as exc:
             raise transport_failure(exc) from None
+        except TooManySeries as exc:
+            raise ProbeError(Failure.ERROR, str(exc)) from None
         if status != 200:
             raise ProbeError(Failure.ERROR, f"HTTP {status}: {sanitize(body[:200].decode('utf-8', 'replace'), 60)}")
         if len(body) > PARSE_IN_THREAD_BYTES:
