@@ -225,7 +225,7 @@ _SECTION_KEYS = {
     "replica": {"name", "dsn", "password", "max_lag_bytes", "max_lag_seconds", "interval"},
     "cache": {"name", "url", "password", "insecure", "min_hit_rate", "interval"},
     "source": {"name", "scrape", "prometheus", "preset", "username", "password", "rate_window", "job",
-               "insecure", "interval", "min_hit_rate"},
+               "insecure", "interval", "min_hit_rate", "max_series"},
     "edge": {"name", "url", "method", "expect_status", "headers", "insecure", "interval", "contract"},
     "cdn": {"name", "url", "headers", "insecure", "interval"},
     "suite": {"name", "command", "cwd"},
@@ -303,12 +303,26 @@ def _source(c: _Checker, p: str, t: dict) -> SourceTarget | None:
                    t[only_promql])
     insecure = _insecure(c, p, t, url, ("https",))
     floor = _hit_rate_floor(c, p, t)
+    max_series = _max_series(c, p, t)
     if not url:
         return None
     return SourceTarget(name=t.get("name", ""), preset=preset, scrape=url if scrape else None,
                         prometheus=url if prom else None, username=username, password=password,
                         rate_window=rate_window, job=c.get(t, p, "job", str), insecure=insecure,
-                        min_hit_rate=floor)
+                        min_hit_rate=floor, max_series=max_series)
+
+
+_MAX_SERIES_LIMIT = 100_000    # a 5 MB body holds ~100k short lines: more could never arrive
+
+
+def _max_series(c: _Checker, p: str, t: dict) -> int:
+    """`max_series`: the most series one answer of this source may carry (RELIABILITY.md 21)."""
+    default = SourceTarget.max_series
+    value = c.get(t, p, "max_series", int, default)
+    if not 1 <= value <= _MAX_SERIES_LIMIT:
+        c.fail(f"{p}.max_series", f"must be an integer between 1 and {_MAX_SERIES_LIMIT}", value)
+        return default
+    return value
 
 
 def _headers(c: _Checker, p: str, t: dict) -> tuple[tuple[str, str | Secret], ...]:

@@ -107,6 +107,7 @@ class SourceTarget:
     job: str | None = None
     insecure: bool = False
     min_hit_rate: float | None = None     # floor for the cache rows found in this source
+    max_series: int = 10_000              # more in one answer is an ERROR, not 10k+ rows (DEFAULT_MAX_SERIES)
 
 
 # The JSON types a contract's `body` may name; a table is an object with those keys,

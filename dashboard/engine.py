@@ -22,7 +22,8 @@ from dashboard.config import Config, Thresholds
 from dashboard.hysteresis import Memory
 from dashboard.kinds import KINDS, banners_of, history_figures, relate_all
 from dashboard.kinds.base import non_finite
-from dashboard.model import Component, Event, Failure, Kind, Reading, Sample, Snapshot, SourceStatus, State
+from dashboard.model import (MAX_ROWS_PER_SOURCE, Component, Event, Failure, Kind, Reading, Sample, Snapshot,
+                             SourceStatus, State)
 from dashboard.probes.base import Probe, classify
 from dashboard.redact import safe_message
 
@@ -82,6 +83,7 @@ class Target:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     notices: set[str] = field(default_factory=set)     # already logged (Reading.notice)
     slot: int = 0             # its place in a tick (`Engine._phase`)
+    rows_omitted: dict[str, int] = field(default_factory=dict)   # by kind, beyond MAX_ROWS_PER_SOURCE
 
 
 class Engine:
@@ -301,9 +303,28 @@ class Engine:
         t.last_ok_at = sample.finished
         if not any(r.state is State.DOWN for r in sample.readings):
             t.answered += 1
-        for reading in sample.readings:
+        for reading in self._bounded(t, sample.readings):
             self._notice(t, reading)
             self._apply_reading(t, reading, sample.finished, sample.warning)
+
+    def _bounded(self, t: Target, readings: tuple[Reading, ...]) -> list[Reading]:
+        """The readings to track: rows already tracked first, new ones while there is room
+        (made by dropping rows the source no longer reports); the rest counted per kind.
+        Service-wide readings feed the KPIs and are not rows: never dropped."""
+        fresh = [r for r in readings if r.ident not in t.tracks and r.kind is not Kind.SERVICE]
+        room = MAX_ROWS_PER_SOURCE - sum(1 for k in t.tracks if k[0] != Kind.SERVICE.value)
+        if len(fresh) > room:
+            reported = {r.ident for r in readings}
+            gone = [k for k in t.tracks if k not in reported and k[0] != Kind.SERVICE.value]
+            for key in gone[: len(fresh) - room]:
+                del t.tracks[key]
+            room += min(len(gone), len(fresh) - room)
+        dropped = fresh[max(room, 0):]
+        t.rows_omitted = dict(collections.Counter(r.kind.value for r in dropped))
+        if not dropped:
+            return list(readings)
+        skip = {r.ident for r in dropped}
+        return [r for r in readings if r.ident not in skip]
 
     def note(self, target: str, message: str, state: State | None = None) -> None:
         """One line in the event log from outside the polling (a suite that failed)."""
@@ -498,7 +519,7 @@ class Engine:
             age_s=round(now - t.last_ok_at, 3) if t.last_ok_at is not None else None,
             latency_ms=round(sample.latency_ms, 3) if sample and sample.latency_ms is not None else None,
             consecutive_failures=t.failures, next_probe_in_s=self._next_in(t, now),
-            warning=sample.warning if sample else None,
+            warning=sample.warning if sample else None, rows_omitted=dict(t.rows_omitted),
         )
 
     def _next_in(self, t: Target, now: float) -> float | None:

@@ -145,6 +145,13 @@ class Component:
         return (self.target, self.kind.value, self.name, self.detail or "")
 
 
+# Rows the engine tracks per target. A source may answer with thousands of components
+# (a label with a request id in it): each is a Track with histories and a Component in
+# every snapshot, which made 100k series cost the TUI seconds per frame and `check
+# --json` 100k entries. The rest are counted per kind (SourceStatus.rows_omitted).
+MAX_ROWS_PER_SOURCE = 200
+
+
 @dataclass(frozen=True)
 class SourceStatus:
     """The health of one probe target (a DSN, a Redis, a /metrics URL, a Prometheus)."""
@@ -158,6 +165,9 @@ class SourceStatus:
     consecutive_failures: int
     next_probe_in_s: float | None
     warning: str | None = None
+    # Rows of each kind (Kind values) the source reported beyond the engine's bound per
+    # source (MAX_ROWS_PER_SOURCE): counted, not tracked; shown as "+N more".
+    rows_omitted: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

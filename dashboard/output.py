@@ -13,7 +13,7 @@ from typing import Any
 
 from dashboard.kinds import contract_metrics
 from dashboard.format import STATE_STYLE as STYLE, format_float
-from dashboard.model import Component, Snapshot, State
+from dashboard.model import MAX_ROWS_PER_SOURCE, Component, Snapshot, SourceStatus, State
 from dashboard.redact import safe_message
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -60,9 +60,26 @@ def to_json(snap: Snapshot) -> dict:
         "sources": [{"name": s.target, "source": s.source, "state": s.state.value,
                      "reason": safe_message(s.reason, 200) if s.reason else None,
                      "age_s": _plain(s.age_s), "latency_ms": _plain(s.latency_ms),
-                     "warning": s.warning} for s in snap.sources],
+                     "warning": s.warning, "truncated": _truncated(s)} for s in snap.sources],
         "banners": list(snap.banners),
     }
+
+
+def _truncated(s: SourceStatus) -> dict | None:
+    """The note for a source that reported more rows than the engine tracks: how many
+    components are missing from `components`, per kind (null when none are)."""
+    if not s.rows_omitted:
+        return None
+    return {"rows_omitted": sum(s.rows_omitted.values()), "by_kind": dict(s.rows_omitted),
+            "rows_per_source": MAX_ROWS_PER_SOURCE}
+
+
+def omitted_line(s: SourceStatus) -> str | None:
+    """`source big (scrape): 9800 more rows not shown (200 rows per source)`, or None."""
+    if not s.rows_omitted:
+        return None
+    return (f"source {safe_message(s.target, 40)} ({s.source}): {sum(s.rows_omitted.values())} more rows "
+            f"not shown ({MAX_ROWS_PER_SOURCE} rows per source)")
 
 
 def dumps(snap: Snapshot) -> str:
@@ -127,6 +144,8 @@ def render_table(snap: Snapshot, console) -> None:
         if s.state is not State.OK:
             console.print(Text(f"source {s.target} ({s.source}): {s.state.value}"
                                f"{': ' + s.reason if s.reason else ''}", style=STYLE[s.state]))
+        if omitted_line(s):
+            console.print(Text(omitted_line(s), style="yellow"))
     for banner in snap.banners:
         console.print(Text(f"!! {banner}", style="bold red"))
     for event in reversed(snap.events):

@@ -131,7 +131,10 @@ Handler = Callable[[dict], tuple[int, dict, bytes]]
 
 @dataclass
 class HttpServer:
-    """A real aiohttp server in a thread; tests set `routes[path]` to change answers."""
+    """A real aiohttp server in a thread; tests set `routes[path]` to change answers.
+
+    A handler returns (status, headers, body); a body that is an async iterator of
+    bytes is streamed chunk by chunk (an endless stream never ends on its own)."""
 
     port: int = 0
     routes: dict[str, Handler] = field(default_factory=dict)
@@ -164,7 +167,22 @@ def _start_http_server() -> tuple[HttpServer, Callable[[], None]]:
         if asyncio.iscoroutine(result):
             result = await result
         status, headers, body = result
-        return web.Response(status=status, headers=headers, body=body)
+        if isinstance(body, (bytes, bytearray)):
+            return web.Response(status=status, headers=headers, body=body)
+        return await _stream(request, status, headers, body)
+
+    async def _stream(request, status: int, headers: dict, chunks) -> web.StreamResponse:
+        """A body given as an async iterator of chunks (an endless stream): sent as it comes,
+        until the client hangs up."""
+        response = web.StreamResponse(status=status, headers=headers)
+        await response.prepare(request)
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
 
     async def main() -> None:
         app = web.Application()

@@ -22,6 +22,7 @@ ROOT = TESTS.parent
 SPEC_CANDIDATES = [os.environ.get("SCALEDASH_RELIABILITY_MD", ""), ROOT / "docs" / "RELIABILITY.md"]
 
 _ENGINE = "tests/integration/test_engine_faults.py"
+_HOSTILE = "tests/integration/test_hostile_scale.py"
 _SOURCES = "tests/integration/test_metric_sources.py"
 _TRUTH = "tests/integration/test_replica_truth.py"
 _CONFIG = "tests/test_config.py"
@@ -58,6 +59,12 @@ COVERED_BY: dict[int, list[str]] = {
     18: [f"{_SOURCES}::test_bad_prometheus_answers_are_errors_that_keep_the_last_good_value",
          f"{_SOURCES}::test_prometheus_warnings_are_kept_next_to_the_data"],
     19: [f"{_SOURCES}::test_non_finite_values_from_prometheus_are_never_ok"],
+    20: [f"{_HOSTILE}::test_gzip_bomb_is_refused_on_its_decompressed_size_and_memory_stays_flat",
+         f"{_HOSTILE}::test_a_50_mb_body_is_refused_as_too_large",
+         f"{_HOSTILE}::test_an_endless_stream_is_cut_at_the_cap_while_the_neighbour_keeps_polling"],
+    21: [f"{_HOSTILE}::test_100k_series_are_an_error_and_the_neighbour_stays_on_time",
+         f"{_HOSTILE}::test_rows_beyond_the_bound_per_source_are_counted_not_tracked",
+         "tests/test_presets.py::test_garbage_series_do_not_raise"],
     22: [f"{_REDACT}::test_markup_lookalike_is_kept_literally",
           f"{_REDACT}::test_hostile_strings_lose_every_escape_control_and_bidi_character",
           f"{_REDACT}::test_ten_thousand_character_label_is_cut_to_the_limit_with_an_ellipsis"],
@@ -98,11 +105,7 @@ COVERED_BY: dict[int, list[str]] = {
 }
 
 # Cases known to have no test yet, and why: each is a visible skip until one lands.
-GAPS: dict[int, str] = {
-    20: "huge bodies (50 MB, endless stream, gzip bomb) with memory flat: issue 11 point 4 (hostile scale)",
-    21: "100k series, deep nesting, '+N more': issue 11 point 4 (hostile scale); wrong shapes alone are in "
-        "tests/test_presets.py::test_garbage_series_do_not_raise",
-}
+GAPS: dict[int, str] = {}
 
 _CASE_LINE = re.compile(r"^(\d+)\.\s+(.*)")
 _NAMED = re.compile(r"^\s*(?:async\s+)?def\s+(test_case_(\d+)_\w*)", re.M)

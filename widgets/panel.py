@@ -18,7 +18,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from dashboard.model import Component
+from dashboard.model import MAX_ROWS_PER_SOURCE, Component, State
 from widgets.rows import NOT_FIGURES, PANELS, RowContext, Trend, last_known, severity_order
 from widgets.names import label, shown_names
 from widgets.row_table import RowTable
@@ -85,9 +85,10 @@ class ComponentPanel(Vertical):
         if (wide, widths) != self._layout:
             self._layout = (wide, widths)
             self.table.set_columns([c.header for c in columns], widths)
+        omitted = self._omitted(ctx)
         shown = components
         hidden: list[Component] = []
-        if room > 0 and len(components) > room:
+        if room > 0 and len(components) + (1 if omitted else 0) > room:
             ranked = sorted(components, key=severity_order)
             shown, hidden = ranked[: room - 1], ranked[room - 1:]
         # Names longer than their column are cut in the middle, and stay distinct.
@@ -95,11 +96,12 @@ class ComponentPanel(Vertical):
         state_width = next((c.width - 1 for c in columns if c.key == "state"), ctx.state_width)
         ctx = replace(ctx, name_width=width, state_width=state_width, names=self._names(shown, width, ctx))
         rows = [(component_key(c), self._row_cells(c, ctx)) for c in shown]
-        if hidden:
-            rows.append((MORE_KEY, self._summary(hidden)))
+        if hidden or omitted:
+            rows.append((MORE_KEY, self._summary(hidden, omitted)))
         self.table.set_rows(rows)
         title = PANELS[self.panel].title
-        title = f"{title} ({len(components)})" if components else f"{title} (none)"
+        total = len(components) + omitted
+        title = f"{title} ({total})" if total else f"{title} (none)"
         if title != self._title:
             self._title = title
             self.query_one(".panel-title", Static).update(Text(title))
@@ -120,11 +122,19 @@ class ComponentPanel(Vertical):
             self._names_key, self._names_shown = key, shown_names(shown, width, ctx.ascii_only)
         return self._names_shown
 
-    def _summary(self, hidden: list[Component]) -> list[Text]:
+    def _omitted(self, ctx: RowContext) -> int:
+        """Rows of this panel's kinds that sources reported beyond the engine's bound."""
+        kinds = {k.value for k in PANELS[self.panel].kinds}
+        return sum(n for s in ctx.sources.values() for kind, n in (getattr(s, "rows_omitted", None) or {}).items()
+                   if kind in kinds)
+
+    def _summary(self, hidden: list[Component], omitted: int = 0) -> list[Text]:
         counts = Counter(c.state for c in hidden)
-        worst = max(counts, key=lambda s: s.severity)
-        detail = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda i: -i[0].severity))
-        return [Text(f"+{len(hidden)} more"), state_text(worst), Text(detail)]
+        worst = max(counts, key=lambda s: s.severity, default=State.UNKNOWN)
+        parts = [f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda i: -i[0].severity)]
+        if omitted:     # first: a narrow column keeps only the start of the detail
+            parts.insert(0, f"{omitted} untracked ({MAX_ROWS_PER_SOURCE} rows per source)")
+        return [Text(f"+{len(hidden) + omitted} more"), state_text(worst), Text(", ".join(parts))]
 
     def _row_cells(self, c: Component, ctx: RowContext) -> list[Text]:
         columns = self._columns()

@@ -5,6 +5,7 @@ answers, the rows it would feed simply do not exist, and only the header's colou
 so. Each probe target that is not OK, or that answered with a warning, gets a line here
 with its state, how long ago it last answered and why; the line disappears when it
 recovers. Targets still waiting for their first answer are "starting", not failures.
+A source that reported more rows than the engine tracks says how many are missing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from dashboard import format as fmt
-from dashboard.model import Snapshot, SourceStatus, State
+from dashboard.model import MAX_ROWS_PER_SOURCE, Snapshot, SourceStatus, State
 from dashboard.redact import sanitize
 from widgets.style import STATE_STYLE, state_text
 from widgets.text_line import TextLine
@@ -35,8 +36,9 @@ def starting(snap: Snapshot) -> bool:
 
 
 def troubled(sources: tuple[SourceStatus, ...]) -> list[SourceStatus]:
-    """Targets to show a line for, worst first: not OK, or OK with a warning."""
-    shown = [s for s in sources if not first_probe_pending(s) and (s.state is not State.OK or s.warning)]
+    """Targets to show a line for, worst first: not OK, with a warning, or with rows untracked."""
+    shown = [s for s in sources if not first_probe_pending(s)
+             and (s.state is not State.OK or s.warning or getattr(s, "rows_omitted", None))]
     return sorted(shown, key=lambda s: (-s.state.severity, s.target))
 
 
@@ -50,10 +52,16 @@ def source_line(s: SourceStatus) -> Text:
     if s.state is not State.OK:
         text.append(" · never answered" if s.age_s is None else f" · last answer {fmt.seconds(s.age_s)} ago")
     why = s.reason if s.state is not State.OK else None
-    for part in (why, s.warning):
+    for part in (why, s.warning, _untracked(s)):
         if part:
             text.append(": " + sanitize(part, 200))
     return text
+
+
+def _untracked(s: SourceStatus) -> str | None:
+    """Rows the source reported beyond what the engine tracks per source (model.py)."""
+    omitted = sum((getattr(s, "rows_omitted", None) or {}).values())
+    return f"{omitted} more rows not tracked ({MAX_ROWS_PER_SOURCE} rows per source)" if omitted else None
 
 
 class SourceList(TextLine):

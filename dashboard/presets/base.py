@@ -121,6 +121,12 @@ class Figures:
         self.values[key] = tuple(sorted(buckets.items()))
 
 
+def too_many_series(count: int, cap: int, at_least: bool = False) -> str:
+    """The one wording of a source over its `max_series` (a scrape and Prometheus alike);
+    `at_least` when reading stopped once past the cap, before the whole body was in."""
+    return f"too many series: {'at least ' if at_least else ''}{count} > {cap}"
+
+
 def group(series: Iterable[Series], handlers: Mapping[str, Callable[[Series], None]]) -> None:
     """Feed each series to the handler registered for its name."""
     for s in series:

@@ -2,7 +2,7 @@
 
 One AsyncClient per target, with at most two sockets, keep-alive across rounds, the
 deadline as every timeout, no redirects followed silently, and bodies capped on their
-decompressed size (a gzip bomb is a few KB on the wire).
+decompressed size while they stream (body.py: a gzip bomb is a few KB on the wire).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import httpx
 
 from dashboard.model import Failure
 from dashboard.probes.base import ProbeError
+from dashboard.probes.body import ACCEPT_ENCODING, MAX_BODY_BYTES, CappedBody, too_large
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
 USER_AGENT = "scaledash/0.1"
 
 
@@ -40,23 +40,22 @@ def make_client(deadline: float, insecure: bool = False, auth: tuple[str, str] |
         verify=tls_context(insecure),
         follow_redirects=False,
         auth=auth,
-        headers={"User-Agent": USER_AGENT},
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
         trust_env=False,
     )
 
 
-async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The decompressed body, or ProbeError("response too large") past `limit` bytes."""
+async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES, watch=None) -> bytes:
+    """The decompressed body, or ProbeError("response too large ...") past `limit` bytes,
+    decoded here from the raw stream (httpx would inflate each chunk whole: body.py).
+    `watch` sees each decoded piece and may stop the read (CappedBody)."""
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit and "content-encoding" not in response.headers:
-        raise ProbeError(Failure.ERROR, "response too large")
-    chunks, total = [], 0
-    async for chunk in response.aiter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise ProbeError(Failure.ERROR, "response too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise too_large(limit)
+    body = CappedBody(response.headers.get("content-encoding"), limit, watch)
+    async for chunk in response.aiter_raw():
+        body.feed(chunk)
+    return body.finish()
 
 
 def transport_failure(exc: httpx.HTTPError) -> ProbeError:

@@ -25,9 +25,10 @@ import threading
 from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
-from dashboard.presets.base import Series
+from dashboard.presets.base import Series, too_many_series
 from dashboard.probes.base import ProbeError, with_hit_rate_floor
-from dashboard.probes.http import MAX_BODY_BYTES, basic_auth
+from dashboard.probes.body import ACCEPT_ENCODING, PIECE, CappedBody
+from dashboard.probes.http import basic_auth
 from dashboard.redact import sanitize
 
 
@@ -105,6 +106,7 @@ class PrometheusProbe:
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         session.trust_env = False
+        session.headers["Accept-Encoding"] = ACCEPT_ENCODING   # only what body.py decodes
         session.hooks["response"].append(self._inspect)
         auth = basic_auth(self._config)
         return PrometheusConnect(url=self._config.prometheus, session=session, auth=auth,
@@ -113,10 +115,7 @@ class PrometheusProbe:
 
     def _inspect(self, response, *args, **kwargs):
         """Cap the body and read the envelope before prometheus-api-client parses it."""
-        body = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
-        if len(body) > MAX_BODY_BYTES:
-            response.close()
-            raise ProbeError(Failure.ERROR, "response too large")
+        body = _read_capped(response)
         response._content = body
         response._content_consumed = True
         try:
@@ -132,6 +131,9 @@ class PrometheusProbe:
         data = envelope.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("result"), list):
             raise ProbeError(Failure.ERROR, "unexpected JSON shape (no data.result)")
+        count = series_count(data["result"])
+        if count > self._config.max_series:
+            raise ProbeError(Failure.ERROR, too_many_series(count, self._config.max_series))
         for warning in envelope.get("warnings") or ():
             self._envelope.warnings.append(sanitize(warning, 80))
         return response
@@ -211,6 +213,24 @@ def _connection_failure(exc) -> str:
         return "Prometheus: connection broken mid-response"
     reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
     return f"Prometheus unreachable: {reason}"
+
+
+def _read_capped(response) -> bytes:
+    """The decoded body from the raw stream, capped as it inflates (body.py): urllib3's
+    own decoding would inflate each chunk whole."""
+    body = CappedBody(response.headers.get("Content-Encoding"))
+    try:
+        for chunk in response.raw.stream(PIECE, decode_content=False):
+            body.feed(chunk)
+    except ProbeError:
+        response.close()
+        raise
+    return body.finish()
+
+
+def series_count(result: list) -> int:
+    """The series of an answer: its items but the timestamp() companions of gauges."""
+    return sum(1 for item in result if not str(_name_of(item) or "").endswith(SAMPLED_AT))
 
 
 def _name_of(item) -> str | None:

@@ -99,6 +99,7 @@ ELSEWHERE = {
     "drill.rollback.until": DRILL_STEPS,
     "drill.rollback.deadline": DRILL_STEPS,
     "drill.rollback.duration": DRILL_STEPS,
+    "source.max_series": "tests/integration/test_hostile_scale.py",
 }
 
 # Key path -> the test in this file that shows the key acting.
