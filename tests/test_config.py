@@ -64,6 +64,8 @@ name = "unit"
 command = ["pytest", "-q"]
 
 [[drill]]
+name = "failover"
+use = "failover"
 target = "db"
 """
 
@@ -273,6 +275,27 @@ def test_hostile_file_through_the_cli_takes_only_the_config_error_path(name, tmp
     lines = result.err.splitlines()
     assert lines and all(line.startswith(f"config error: {path}: ") for line in lines), result.err
     assert "unexpected error" not in result.err
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("interval = " + "9" * 5000 + "\n", "TOML number too long (integers are 64-bit)"),
+    ("interval = " + "9" * 4000 + "\n", "interval: integer out of range (TOML integers are 64-bit)"),
+    ("[thresholds]\nreplica_lag_seconds = " + "9" * 400 + "\n",
+     "thresholds.replica_lag_seconds: integer out of range (TOML integers are 64-bit)"),
+    ('[[replica]]\nname = "db"\ndsn = "postgresql://db/app"\nmax_lag_seconds = -' + "9" * 400 + "\n",
+     "replica[0].max_lag_seconds: integer out of range (TOML integers are 64-bit)"),
+], ids=["5000-digits", "4000-digits-duration", "400-digit-threshold", "400-digit-negative-in-a-section"])
+def test_a_number_beyond_64_bits_is_a_config_error_not_a_crash_report(text, reason, tmp_path):
+    path = tmp_path / "huge.toml"
+    path.write_text(text)
+    _assert_one_config_error(run_cli("config", "check", "--config", str(path)), path, reason)
+
+
+def test_an_integer_at_the_64_bit_limits_is_judged_by_its_key_rule_as_usual():
+    top = validate(tomllib.loads(f"[thresholds]\nreplica_lag_seconds = {2**63 - 1}\n"))
+    assert top.thresholds.replica_lag_seconds == float(2**63 - 1)
+    assert _problems(f"[thresholds]\nreplica_lag_seconds = {-(2**63)}\n") == \
+        ["thresholds: lag thresholds must not be negative"]
 
 
 def test_largest_accepted_config_of_many_table_headers_parses_within_the_budget(tmp_path):
