@@ -611,3 +611,36 @@ def test_sslmode_is_checked_before_connecting():
                     "verify-full (got 'requir')")
     for mode in ("disable", "require", "verify-full"):
         validate(tomllib.loads(_replica("db", dsn=f"postgresql://monitor@db/app?sslmode={mode}")))
+
+
+@pytest.mark.parametrize("dsn, problem", [
+    (f"postgresql://monitor@db:99999/app?password={CANARY}", "replica[0].dsn: bad URL: port out of range"),
+    (f"postgresql://monitor@db/app?sslmode=requir&password={CANARY}", "replica[0].dsn: sslmode must be one of"),
+], ids=["bad-port", "bad-sslmode"])
+def test_a_password_in_a_bad_dsn_query_is_never_echoed_by_its_error(dsn, problem, write_config):
+    path = write_config(_replica("db", dsn=dsn))
+    result = run_cli("config", "check", "--config", str(path))     # run_cli fails on the canary
+    _assert_one_config_error(result, path, problem)
+
+
+def test_a_password_in_a_good_dsn_query_warns_through_the_cli_without_echoing_it(write_config):
+    path = write_config(_replica("db", dsn=f"postgresql://monitor@db/app?password={CANARY}"))
+    result = run_cli("config", "check", "--config", str(path))
+    assert result.code == 0, result.text
+    assert result.err.splitlines() == [f"config warning: {path}: replica[0].dsn: inline password in the URL; "
+                                       "prefer a password = \"env:NAME\" reference"]
+
+
+@pytest.mark.parametrize("window", ["0s", "0", "0ms", "61s", "2m"])
+def test_a_check_window_outside_its_rule_is_refused_with_the_rule_as_it_is(window, write_config):
+    path = write_config(_replica("db"))
+    result = run_cli("check", "--window", window, "--config", str(path))
+    assert result.code == EXIT_UNKNOWN and result.out == ""
+    assert result.err == f"scaledash: --window must be more than 0s and at most 60s (got {window}) " \
+                         "(see scaledash --help)\n"
+
+
+def test_a_check_window_at_its_upper_bound_is_accepted(write_config):
+    path = write_config('interval = "1s"\n')          # no targets: the window is checked first
+    result = run_cli("check", "--window", "60s", "--config", str(path))
+    assert "--window" not in result.err and "nothing to check" in result.err
