@@ -158,6 +158,9 @@ class SourceStatus:
     consecutive_failures: int
     next_probe_in_s: float | None
     warning: str | None = None
+    # The config turned certificate checks off for this target (`insecure = true`): a
+    # badge wherever the target is shown, for as long as it is configured so (case 36).
+    insecure: bool = False
 
 
 @dataclass(frozen=True)

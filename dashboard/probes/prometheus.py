@@ -26,7 +26,7 @@ from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
 from dashboard.presets.base import Series
-from dashboard.probes.base import ProbeError, with_hit_rate_floor
+from dashboard.probes.base import ProbeError, tls_verification_failure, with_hit_rate_floor
 from dashboard.probes.http import MAX_BODY_BYTES, basic_auth
 from dashboard.redact import sanitize
 
@@ -84,6 +84,7 @@ class PrometheusProbe:
         # least two of them: older than this (or 2 poll intervals) is STALE (engine).
         self.sample_grace_s = window_seconds(target.rate_window)
         self._config = target
+        self.insecure = target.insecure        # shown as a badge wherever this target is
         self._preset = get_preset(target.preset)
         self._query, self._rated = round_query(self._preset, target.rate_window, target.job)
         self._client = None
@@ -160,8 +161,8 @@ class PrometheusProbe:
             raise
         except requests.Timeout:
             raise ProbeError(Failure.ERROR, "Prometheus timeout") from None
-        except requests.exceptions.SSLError:
-            raise ProbeError(Failure.ERROR, "Prometheus: TLS verification failed") from None
+        except requests.exceptions.SSLError as exc:
+            raise tls_verification_failure(exc) or ProbeError(Failure.ERROR, "TLS handshake failed") from None
         except requests.ConnectionError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
             raise ProbeError(Failure.ERROR, f"Prometheus unreachable: {reason}") from None
