@@ -26,7 +26,7 @@ test-fast: venv
 # The fuzzers' long run (tests/test_fuzz.py, hypothesis profile "long": 20,000 examples a
 # test, random); `make test` runs the same tests on the bounded, derandomized "ci" profile.
 fuzz: venv
-	SCALEDASH_FUZZ_PROFILE=long $(BIN)/python -m pytest -q -p no:randomly tests/test_fuzz.py
+	SCALEDASH_FUZZ_PROFILE=long $(BIN)/python -m pytest -q -p no:randomly --timeout=0 tests/test_fuzz.py
 
 bench: venv
 	$(BIN)/python tests/bench/poll_round.py

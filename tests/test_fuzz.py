@@ -17,6 +17,8 @@ import io
 import math
 import os
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -165,8 +167,11 @@ def loads_or_config_error(text: str, tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("fuzz")
+def fuzz_dir():
+    # Not tmp_path_factory: pytest deletes all but the newest 3 base temp dirs, so another
+    # pytest started during a long `make fuzz` pulled the folder from under it.
+    with tempfile.TemporaryDirectory(prefix="scaledash-fuzz-") as folder:
+        yield Path(folder)
 
 
 def test_the_base_document_is_a_valid_config(fuzz_dir):
