@@ -158,6 +158,11 @@ def test_case_36_postgres_verify_full_refused_certificate_is_an_error_saying_why
     own_ca = _one_round({"replica": [{"name": "tls", "dsn": f"{dsn}&sslrootcert={certificate[1]}",
                                       "password": PG_PASSWORD}]})
     assert own_ca.state is State.OK, own_ca
+    other_name = _one_round({"replica": [{"name": "tls", "password": PG_PASSWORD,
+                                          "dsn": f"{dsn.replace('127.0.0.1', 'localhost')}"
+                                                 f"&sslrootcert={certificate[1]}"}]})
+    assert other_name.state is State.ERROR, other_name      # trusted, but issued for 127.0.0.1
+    assert other_name.reason.startswith("TLS verification failed: Hostname mismatch"), other_name
 
 
 def test_case_36_insecure_target_carries_a_badge_in_the_check_table_and_json(http, fronts, write_config):
