@@ -106,6 +106,7 @@ def schema_keys() -> list[tuple[str | None, str | None, str]]:
     keys += [("service", None, k) for k in sorted(config_schema._SERVICE_KEYS)]
     keys += [("drills", None, k) for k in sorted(config_drills.DRILLS_KEYS)]
     keys += [("drill", None, k) for k in sorted(config_drills.DRILL_KEYS)]
+    keys += [("drill", steps, k) for steps in ("step", "rollback") for k in sorted(config_drills.STEP_KEYS)]
     return keys
 
 
@@ -146,7 +147,10 @@ def spoil(doc: dict, where: tuple[str | None, str | None, str], value) -> dict:
         return doc
     holder = doc.setdefault(section, {} if section in ("thresholds", "service", "drills") else [{}])
     holder = holder[0] if isinstance(holder, list) else holder
-    if table is not None:
+    if table in ("step", "rollback"):                 # arrays of tables: a drill of one's own
+        holder.pop("use", None)
+        holder = holder.setdefault(table, [{"do": "observe", "duration": "1s"}])[0]
+    elif table is not None:
         holder = holder.setdefault(table, {})
     holder[key] = value
     return doc
@@ -256,6 +260,7 @@ def readings_of(preset_name: str, series: list[Series]) -> list[Reading]:
 
 
 @given(text=exposition_texts, preset_name=st.sampled_from(PRESET_NAMES))
+@example(text="{", preset_name="scaledash")          # was IndexError in the prefilter
 def test_any_metrics_text_is_series_for_every_preset_or_an_exposition_error(text, preset_name):
     preset = get_preset(preset_name)
     try:
@@ -409,6 +414,7 @@ hostile_text = st.one_of(
 
 @given(text=hostile_text, limit=st.integers(min_value=0, max_value=300))
 @example(text="\x1b" * 5000, limit=10)
+@example(text="abc", limit=0)                          # was "…", one character over the limit
 def test_sanitised_text_has_no_control_or_bidi_character_and_keeps_its_limit(text, limit):
     out = redact.sanitize(text, limit)
     assert not UNSAFE.search(out), repr(out)
