@@ -167,7 +167,8 @@ def loads_or_config_error(text: str, tmp_path) -> None:
         assert lines and all(line.startswith(f"config error: {path}: ") for line in lines), lines
         assert all(CANARY not in line and "\x1b" not in line and "\n" not in line for line in lines), lines
         return
-    assert CANARY not in repr(cfg)
+    if CANARY not in text:      # hypothesis also tries the literal itself, at keys that are no secret
+        assert CANARY not in repr(cfg)
 
 
 @pytest.fixture(scope="module")
