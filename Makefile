@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := postgresql redis-server prometheus prometheus-postgres-exporter prometheus-redis-exporter
 
-.PHONY: demo test test-fast bench system-deps venv clean
+.PHONY: demo test test-fast fuzz bench system-deps venv clean
 
 demo: system-deps venv
 	$(BIN)/scaledash demo
@@ -22,6 +22,11 @@ test: system-deps venv
 # The tests that need no server (pure logic, Pilot on scripted snapshots): seconds, for iterating.
 test-fast: venv
 	$(BIN)/python -m pytest -q -p no:randomly -m "not integration and not slow"
+
+# The fuzzers' long run (tests/test_fuzz.py, hypothesis profile "long": 20,000 examples a
+# test, random); `make test` runs the same tests on the bounded, derandomized "ci" profile.
+fuzz: venv
+	SCALEDASH_FUZZ_PROFILE=long $(BIN)/python -m pytest -q -p no:randomly --timeout=0 tests/test_fuzz.py
 
 bench: venv
 	$(BIN)/python tests/bench/poll_round.py

@@ -149,7 +149,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--window: {exc}") from None
     if not 0 < window <= 60:
-        raise UsageError("--window must be between 0 and 60 seconds")
+        # Rates divide by the window: 0 is refused, so the message must not say "between 0".
+        raise UsageError(f"--window must be more than 0s and at most 60s (got {args.window})")
     cfg = load_config(args)
     if cfg.target_count == 0:
         print(f"scaledash: nothing to check: {cfg.path} has no targets", file=sys.stderr)

@@ -114,6 +114,12 @@ def read_document(path: Path) -> dict:
         raise ConfigError(shown, [f"TOML syntax error: {exc}"]) from None
     except RecursionError:
         raise ConfigError(shown, ["TOML nesting too deep"]) from None
+    except ValueError as exc:
+        # Python refuses to turn more than 4300 digits into an int (CVE-2020-10735), and
+        # tomllib lets that ValueError out: a 5000-digit number is a config error too.
+        if "digits" not in str(exc):
+            raise
+        raise ConfigError(shown, ["TOML number too long (integers are 64-bit)"]) from None
 
 
 def load(explicit: str | None = None, overrides: dict | None = None) -> Config:

@@ -547,10 +547,53 @@ def _warn_slow_global(c: _Checker, interval: float, built: dict) -> None:
                               f"{interval:g}s, which this target follows instead")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
+def _without_huge_integers(c: _Checker, doc: dict) -> dict:
+    """A copy of `doc` without integers beyond 64 bits, each reported with its key path.
+
+    TOML integers are 64-bit, but tomllib returns any size, and `float()` of a 400-digit
+    one raises OverflowError in whichever check meets it first: one walk here keeps
+    every check below from having to remember. A table keeps its other keys; an array
+    holding such a number is dropped whole (its problem names the item).
+    """
+    def huge_in(value: Any, at: str) -> str | None:
+        stack = [(value, at)]
+        while stack:                          # a loop, not recursion: arrays may nest deep
+            node, where = stack.pop()
+            if isinstance(node, int) and not isinstance(node, bool) and node not in _INT64:
+                return where
+            if isinstance(node, list):
+                stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+            elif isinstance(node, dict):
+                stack.extend((item, _key_path(where, str(k))) for k, item in node.items())
+        return None
+
+    def clean(table: dict, at: str) -> dict:
+        out = {}
+        for key, value in table.items():
+            where = _key_path(at, str(key))
+            if isinstance(value, dict):
+                out[key] = clean(value, where)
+                continue
+            if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+                out[key] = [clean(item, f"{where}[{i}]") for i, item in enumerate(value)]
+                continue
+            bad = huge_in(value, where)
+            if bad is None:
+                out[key] = value
+            else:
+                c.fail(bad, "integer out of range (TOML integers are 64-bit)", show_value=False)
+        return out
+
+    return clean(doc, "")
+
+
 def validate(doc: dict, path: str = "<config>", overrides: dict | None = None) -> Config:
     """Build a Config from a parsed TOML document; raise ConfigError listing every problem."""
     c = _Checker()
-    doc = c.table("", doc, _TOP_KEYS) if isinstance(doc, dict) else {}
+    doc = c.table("", _without_huge_integers(c, doc), _TOP_KEYS) if isinstance(doc, dict) else {}
     merged = {**doc, **(overrides or {})}
     interval = c.duration(merged, "", "interval", 1.0)
     timeout = c.duration(merged, "", "timeout", None)

@@ -520,6 +520,7 @@ class Engine:
             latency_ms=round(sample.latency_ms, 3) if sample and sample.latency_ms is not None else None,
             consecutive_failures=t.failures, next_probe_in_s=self._next_in(t, now),
             warning=sample.warning if sample else None, rows_omitted=dict(t.rows_omitted),
+            insecure=getattr(t.probe, "insecure", False) is True,
         )
 
     def _next_in(self, t: Target, now: float) -> float | None:

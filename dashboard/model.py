@@ -168,6 +168,9 @@ class SourceStatus:
     # Rows of each kind (Kind values) the source reported beyond the engine's bound per
     # source (MAX_ROWS_PER_SOURCE): counted, not tracked; shown as "+N more".
     rows_omitted: Mapping[str, int] = field(default_factory=dict)
+    # The config turned certificate checks off for this target (`insecure = true`): a
+    # badge wherever the target is shown, for as long as it is configured so (case 36).
+    insecure: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def insecure_targets(snap: Snapshot) -> set[str]:
+    """Targets whose certificate checks the config turned off (`insecure = true`)."""
+    return {s.target for s in snap.sources if s.insecure}
+
+
 def to_json(snap: Snapshot) -> dict:
     components = []
+    insecure = insecure_targets(snap)
     for c in snap.components:
         components.append({
             "kind": c.kind.value, "name": safe_message(c.name, 120), "state": c.state.value,
@@ -50,6 +56,7 @@ def to_json(snap: Snapshot) -> dict:
             "source": c.source, "age_s": _plain(c.age_s), "target": c.target,
             "metrics": _plain(contract_metrics(c.kind, dict(c.metrics))),
             "warning": safe_message(c.warning, 200) if c.warning else None,
+            "insecure": c.target in insecure,
         })
     return {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.generated_at)),
@@ -60,7 +67,7 @@ def to_json(snap: Snapshot) -> dict:
         "sources": [{"name": s.target, "source": s.source, "state": s.state.value,
                      "reason": safe_message(s.reason, 200) if s.reason else None,
                      "age_s": _plain(s.age_s), "latency_ms": _plain(s.latency_ms),
-                     "warning": s.warning, "truncated": _truncated(s)} for s in snap.sources],
+                     "warning": s.warning, "truncated": _truncated(s), "insecure": s.insecure} for s in snap.sources],
         "banners": list(snap.banners),
     }
 
@@ -100,6 +107,8 @@ def figure_text(value: Any) -> str:
 
 
 WARNING_MARK = "!"
+# A word, not a symbol: it must read the same under TERM=dumb, NO_COLOR and LANG=C.
+INSECURE_BADGE = "[insecure]"
 
 
 def _state_text(c: Component):
@@ -134,10 +143,14 @@ def render_table(snap: Snapshot, console) -> None:
                   box=box.SIMPLE_HEAD)
     for column in ("kind", "name", "state", "figures", "age", "reason"):
         table.add_column(column, overflow="fold", no_wrap=column in ("kind", "state", "age"))
+    insecure = insecure_targets(snap)
     for c in snap.components:
         name = c.name + (f"/{c.detail}" if c.detail else "")
         age = "-" if c.age_s is None else f"{c.age_s:.1f}s"
-        table.add_row(Text(c.kind.value), Text(safe_message(name, 40)), _state_text(c),
+        shown_name = Text(safe_message(name, 40))
+        if c.target in insecure:
+            shown_name.append(f" {INSECURE_BADGE}", style="bold yellow")
+        table.add_row(Text(c.kind.value), shown_name, _state_text(c),
                       Text(KINDS[c.kind].brief(dict(c.metrics))), Text(f"{age} {c.source}"), _reason_text(c))
     console.print(table)
     for s in snap.sources:
@@ -146,6 +159,9 @@ def render_table(snap: Snapshot, console) -> None:
                                f"{': ' + s.reason if s.reason else ''}", style=STYLE[s.state]))
         if omitted_line(s):
             console.print(Text(omitted_line(s), style="yellow"))
+        if s.insecure:        # also when it has no row (a source that found nothing)
+            console.print(Text(f"{INSECURE_BADGE} {s.target} ({s.source}): TLS certificate not verified "
+                               "(insecure = true in the config)", style="yellow"))
     for banner in snap.banners:
         console.print(Text(f"!! {banner}", style="bold red"))
     for event in reversed(snap.events):

@@ -82,7 +82,7 @@ def sanitize(text: object, limit: int = 200) -> str:
     out = out.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
     out = _UNSAFE.sub("\ufffd", out)
     if len(out) > limit or cut:  # cut: escapes removed may have left it short, but it was cut
-        out = out[: max(limit - 1, 0)] + "…"
+        out = out[: limit - 1] + "…" if limit > 0 else ""
     return out
 
 

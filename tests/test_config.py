@@ -277,6 +277,27 @@ def test_hostile_file_through_the_cli_takes_only_the_config_error_path(name, tmp
     assert "unexpected error" not in result.err
 
 
+@pytest.mark.parametrize("text, reason", [
+    ("interval = " + "9" * 5000 + "\n", "TOML number too long (integers are 64-bit)"),
+    ("interval = " + "9" * 4000 + "\n", "interval: integer out of range (TOML integers are 64-bit)"),
+    ("[thresholds]\nreplica_lag_seconds = " + "9" * 400 + "\n",
+     "thresholds.replica_lag_seconds: integer out of range (TOML integers are 64-bit)"),
+    ('[[replica]]\nname = "db"\ndsn = "postgresql://db/app"\nmax_lag_seconds = -' + "9" * 400 + "\n",
+     "replica[0].max_lag_seconds: integer out of range (TOML integers are 64-bit)"),
+], ids=["5000-digits", "4000-digits-duration", "400-digit-threshold", "400-digit-negative-in-a-section"])
+def test_a_number_beyond_64_bits_is_a_config_error_not_a_crash_report(text, reason, tmp_path):
+    path = tmp_path / "huge.toml"
+    path.write_text(text)
+    _assert_one_config_error(run_cli("config", "check", "--config", str(path)), path, reason)
+
+
+def test_an_integer_at_the_64_bit_limits_is_judged_by_its_key_rule_as_usual():
+    top = validate(tomllib.loads(f"[thresholds]\nreplica_lag_seconds = {2**63 - 1}\n"))
+    assert top.thresholds.replica_lag_seconds == float(2**63 - 1)
+    assert _problems(f"[thresholds]\nreplica_lag_seconds = {-(2**63)}\n") == \
+        ["thresholds: lag thresholds must not be negative"]
+
+
 def test_largest_accepted_config_of_many_table_headers_parses_within_the_budget(tmp_path):
     line_of = "[k{}.a.a.a.a]\n".format
     count = config.MAX_CONFIG_BYTES // len(line_of(99999))
@@ -590,3 +611,36 @@ def test_sslmode_is_checked_before_connecting():
                     "verify-full (got 'requir')")
     for mode in ("disable", "require", "verify-full"):
         validate(tomllib.loads(_replica("db", dsn=f"postgresql://monitor@db/app?sslmode={mode}")))
+
+
+@pytest.mark.parametrize("dsn, problem", [
+    (f"postgresql://monitor@db:99999/app?password={CANARY}", "replica[0].dsn: bad URL: port out of range"),
+    (f"postgresql://monitor@db/app?sslmode=requir&password={CANARY}", "replica[0].dsn: sslmode must be one of"),
+], ids=["bad-port", "bad-sslmode"])
+def test_a_password_in_a_bad_dsn_query_is_never_echoed_by_its_error(dsn, problem, write_config):
+    path = write_config(_replica("db", dsn=dsn))
+    result = run_cli("config", "check", "--config", str(path))     # run_cli fails on the canary
+    _assert_one_config_error(result, path, problem)
+
+
+def test_a_password_in_a_good_dsn_query_warns_through_the_cli_without_echoing_it(write_config):
+    path = write_config(_replica("db", dsn=f"postgresql://monitor@db/app?password={CANARY}"))
+    result = run_cli("config", "check", "--config", str(path))
+    assert result.code == 0, result.text
+    assert result.err.splitlines() == [f"config warning: {path}: replica[0].dsn: inline password in the URL; "
+                                       "prefer a password = \"env:NAME\" reference"]
+
+
+@pytest.mark.parametrize("window", ["0s", "0", "0ms", "61s", "2m"])
+def test_a_check_window_outside_its_rule_is_refused_with_the_rule_as_it_is(window, write_config):
+    path = write_config(_replica("db"))
+    result = run_cli("check", "--window", window, "--config", str(path))
+    assert result.code == EXIT_UNKNOWN and result.out == ""
+    assert result.err == f"scaledash: --window must be more than 0s and at most 60s (got {window}) " \
+                         "(see scaledash --help)\n"
+
+
+def test_a_check_window_at_its_upper_bound_is_accepted(write_config):
+    path = write_config('interval = "1s"\n')          # no targets: the window is checked first
+    result = run_cli("check", "--window", "60s", "--config", str(path))
+    assert "--window" not in result.err and "nothing to check" in result.err

@@ -18,6 +18,9 @@ from dashboard.redact import sanitize
 from widgets.style import STATE_STYLE, state_text
 from widgets.text_line import TextLine
 
+# The same word as `check`'s table (dashboard/output.py, which widgets may not import).
+INSECURE_BADGE = "[insecure]"
+
 SOURCE_WORDS = {"postgres": "postgres", "redis": "redis", "scrape": "scrape", "prometheus": "prometheus",
                 "http": "http"}
 
@@ -36,9 +39,12 @@ def starting(snap: Snapshot) -> bool:
 
 
 def troubled(sources: tuple[SourceStatus, ...]) -> list[SourceStatus]:
-    """Targets to show a line for, worst first: not OK, with a warning, or with rows untracked."""
-    shown = [s for s in sources if not first_probe_pending(s)
-             and (s.state is not State.OK or s.warning or getattr(s, "rows_omitted", None))]
+    """Targets to show a line for, worst first: not OK, with a warning, or with rows
+    untracked, and every target whose certificate checks are off (a badge that stays
+    while the config says so)."""
+    shown = [s for s in sources if s.insecure or
+             (not first_probe_pending(s) and (s.state is not State.OK or s.warning
+                                              or getattr(s, "rows_omitted", None)))]
     return sorted(shown, key=lambda s: (-s.state.severity, s.target))
 
 
@@ -49,7 +55,9 @@ def source_line(s: SourceStatus) -> Text:
     text.append("  ")
     text.append(sanitize(s.target, 40), style="bold")
     text.append(f"  {SOURCE_WORDS.get(s.source, sanitize(s.source, 12))}", style="dim")
-    if s.state is not State.OK:
+    if s.insecure:
+        text.append(f" {INSECURE_BADGE} TLS not verified", style="bold yellow")
+    if s.state is not State.OK and not first_probe_pending(s):    # pending: shown only for its badge
         text.append(" · never answered" if s.age_s is None else f" · last answer {fmt.seconds(s.age_s)} ago")
     why = s.reason if s.state is not State.OK else None
     for part in (why, s.warning, _untracked(s)):

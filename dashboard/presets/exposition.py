@@ -58,7 +58,8 @@ def select(text: str, families: tuple[str, ...]) -> tuple[str, int]:
             parts = line.split(None, 3)
             name = parts[2] if len(parts) > 2 else ""
         else:
-            name = line.split("{", 1)[0].split(None, 1)[0] if line.strip() else ""
+            # `or [""]`: a line that starts with "{" has no name (it is not a sample)
+            name = (line.split("{", 1)[0].split(None, 1) or [""])[0]
         if name and name.startswith(families) and not name.endswith("_created"):
             keep.append(line)
             samples += not comment

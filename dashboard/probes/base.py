@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import ssl
 from dataclasses import replace
 from typing import Protocol
@@ -36,6 +37,8 @@ class Probe(Protocol):
     is shown (its own `latency_ms`, or the engine's timing of the call); the engine starts
     it in a slot of its own at the start of each tick, so that the figure is the
     target's and not other probes' parsing (engine.py `_phase`).
+    Optional `insecure = True`: the config turned certificate checks off for this target;
+    the engine carries it to the target's SourceStatus, and every view shows a badge.
     """
 
     target: str
@@ -61,12 +64,48 @@ _DOWN_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.
                 errno.ETIMEDOUT, errno.EPIPE, errno.ECONNABORTED}
 
 
+# OpenSSL's words, wherever a driver copied them into its own message (requests nests the
+# ssl error three exceptions deep, redis-py keeps only its text).
+_VERIFY_TEXT = re.compile(r"certificate verify failed: ([^()\[\]'\"]+)")
+_MAX_CHAIN = 12
+
+
+def tls_verification_failure(exc: BaseException) -> ProbeError | None:
+    """ERROR "TLS verification failed: <why>" if `exc` is (or wraps) a refused certificate.
+
+    Every driver reports it its own way (asyncpg raises the ssl error itself, httpx and
+    redis-py wrap it in a connection error that reads like the target is down, requests
+    in a chain of three), so each probe asks here and all say the same thing: a
+    certificate problem is fixed in the config (a CA, or `insecure = true`), not by
+    waiting for the target to come back.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack and len(seen) < _MAX_CHAIN:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            why = current.verify_message or current.reason or "certificate refused"
+            return ProbeError(Failure.ERROR, f"TLS verification failed: {why}")
+        found = _VERIFY_TEXT.search(str(current))
+        if found:
+            return ProbeError(Failure.ERROR, f"TLS verification failed: {found.group(1).strip()}")
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None),
+                      *(a for a in current.args if isinstance(a, BaseException))])
+    return None
+
+
 def classify(exc: BaseException) -> tuple[Failure, str]:
     """Map an exception from a probe to (failure kind, short reason)."""
     from dashboard.redact import describe_error
 
     if isinstance(exc, ProbeError):
         return exc.failure, describe_error(exc)
+    tls = tls_verification_failure(exc)
+    if tls is not None:
+        return tls.failure, describe_error(tls)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Failure.DOWN, "timeout"
     if isinstance(exc, ConnectionRefusedError):

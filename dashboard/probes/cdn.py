@@ -33,6 +33,7 @@ class CdnProbe:
         self.target = target.name
         self.deadline = deadline
         self._config = target
+        self.insecure = target.insecure        # shown as a badge wherever this target is
         self._client = make_client(deadline, target.insecure)
         self._statuses: collections.deque[str] = collections.deque(maxlen=60)
 

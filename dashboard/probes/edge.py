@@ -22,6 +22,7 @@ class EdgeProbe:
         self.target = target.name
         self.deadline = deadline
         self._config = target
+        self.insecure = target.insecure        # shown as a badge wherever this target is
         self._client = make_client(deadline, target.insecure)
         self._recent: collections.deque[tuple[float, bool]] = collections.deque(maxlen=600)
 

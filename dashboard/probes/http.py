@@ -13,7 +13,7 @@ import ssl
 import httpx
 
 from dashboard.model import Failure
-from dashboard.probes.base import ProbeError
+from dashboard.probes.base import ProbeError, tls_verification_failure
 from dashboard.probes.body import ACCEPT_ENCODING, MAX_BODY_BYTES, CappedBody, too_large
 
 USER_AGENT = "scaledash/0.1"
@@ -62,10 +62,13 @@ def transport_failure(exc: httpx.HTTPError) -> ProbeError:
     """Name an httpx failure without printing its request (URLs carry credentials)."""
     if isinstance(exc, httpx.ConnectError):
         text = str(exc).lower()
+        tls = tls_verification_failure(exc)
+        if tls is not None:
+            return tls
         if "refused" in text or "111" in text or _caused_by(exc, ConnectionRefusedError):
             return ProbeError(Failure.DOWN, "connection refused")
-        if "certificate" in text or "ssl" in text:
-            return ProbeError(Failure.ERROR, "TLS verification failed")
+        if "ssl" in text or _caused_by(exc, ssl.SSLError):
+            return ProbeError(Failure.ERROR, "TLS handshake failed")
         return ProbeError(Failure.DOWN, "cannot connect")
     if isinstance(exc, httpx.TimeoutException):
         return ProbeError(Failure.DOWN, "timeout")

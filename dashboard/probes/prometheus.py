@@ -26,7 +26,7 @@ from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
 from dashboard.presets.base import Series, too_many_series
-from dashboard.probes.base import ProbeError, with_hit_rate_floor
+from dashboard.probes.base import ProbeError, tls_verification_failure, with_hit_rate_floor
 from dashboard.probes.body import ACCEPT_ENCODING, PIECE, CappedBody
 from dashboard.probes.http import basic_auth
 from dashboard.redact import sanitize
@@ -85,6 +85,7 @@ class PrometheusProbe:
         # least two of them: older than this (or 2 poll intervals) is STALE (engine).
         self.sample_grace_s = window_seconds(target.rate_window)
         self._config = target
+        self.insecure = target.insecure        # shown as a badge wherever this target is
         self._preset = get_preset(target.preset)
         self._query, self._rated = round_query(self._preset, target.rate_window, target.job)
         self._client = None
@@ -162,8 +163,8 @@ class PrometheusProbe:
             raise
         except requests.Timeout:
             raise ProbeError(Failure.ERROR, "Prometheus timeout") from None
-        except requests.exceptions.SSLError:
-            raise ProbeError(Failure.ERROR, "Prometheus: TLS verification failed") from None
+        except requests.exceptions.SSLError as exc:
+            raise tls_verification_failure(exc) or ProbeError(Failure.ERROR, "TLS handshake failed") from None
         except requests.ConnectionError as exc:
             raise ProbeError(Failure.ERROR, _connection_failure(exc)) from None
         except Exception as exc:  # PrometheusApiClientException, odd shapes: the source is broken

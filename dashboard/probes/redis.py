@@ -14,7 +14,7 @@ from redis.retry import Retry
 
 from dashboard.config import CacheTarget
 from dashboard.model import Failure, Kind, Reading
-from dashboard.probes.base import ProbeError
+from dashboard.probes.base import ProbeError, tls_verification_failure
 
 
 class RedisProbe:
@@ -27,6 +27,7 @@ class RedisProbe:
         self.deadline = deadline
         self._config = target
         self._client: aioredis.Redis | None = None
+        self.insecure = target.insecure        # shown as a badge wherever this target is
 
     def _make_client(self) -> aioredis.Redis:
         extra = {"ssl_cert_reqs": "none"} if self._config.insecure and self._config.url.startswith("rediss") else {}
@@ -62,9 +63,11 @@ class RedisProbe:
         except RedisConnectionError as exc:
             await self.close()
             text = str(exc)
-            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-                # The same words as the HTTP probes; `insecure = true` is the way past it.
-                raise ProbeError(Failure.ERROR, "TLS verification failed") from None
+            # The same words as every probe (not DOWN: the server answered, its certificate
+            # was refused); `insecure = true` or a CA the system trusts is the way past it.
+            tls = tls_verification_failure(exc)
+            if tls is not None:
+                raise tls from None
             reason = "connection refused" if "refused" in text.lower() or "111" in text else text
             raise ProbeError(Failure.DOWN, reason) from None
         except BaseException:

@@ -38,6 +38,7 @@ class ScrapeProbe:
         self._config = target
         self._preset = get_preset(target.preset)
         self._families = family_prefixes(self._preset.METRICS)
+        self.insecure = target.insecure        # shown as a badge wherever this target is
         self._client = make_client(deadline, target.insecure, basic_auth(target))
         # A thread cannot be cancelled: one still parsing when its round was cut at the
         # deadline makes the next round skip rather than pile up threads.

@@ -1,6 +1,6 @@
 """Start, wait for and stop one server process; find the binaries it needs.
 
-Every lab server is a `Process`: spawned in its own session with a clean
+Every lab server is a `Process`: spawned in its own session with an allow-listed
 environment, logging to a file, identified and stopped by its PID. The
 server-specific modules build on these pieces, so the rules (fresh free port,
 never a default port, errors as one line with the log's telling end) live once.
@@ -268,10 +268,19 @@ def stop_all(processes: list[Process], timeout: float = 10.0) -> None:
             proc.kill()
 
 
+# What a lab process sees of ours: what a program needs to run, and the interpreter's path
+# for the lab's own Python processes. Never a copy of the whole: an on-call shell holds
+# cloud credentials and tokens (RELIABILITY.md case 35), and inherited PG*/REDIS*
+# variables would silently redirect clients and servers. The product's allow-list
+# (dashboard/suites/environment.py) is out of the lab's reach (it does not import the
+# product), hence this small one; what a server needs beyond it (an exporter's DSN)
+# comes as `extra`.
+PASSED_THROUGH = frozenset({"PATH", "HOME", "USER", "LOGNAME", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"})
+
+
 def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    # Inherited PG*/REDIS* variables would silently redirect clients and servers.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS", "DATA_SOURCE"))}
-    env.update({"LC_ALL": "C", "LANG": "C"})
+    env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH}
+    env.update({"LC_ALL": "C", "LANG": "C"})     # server messages the lab parses, in one language
     env.update(extra or {})
     return env
 
