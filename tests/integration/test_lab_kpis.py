@@ -118,6 +118,11 @@ def _fresh_quote(lab: Lab) -> None:
     wait_for(fresh, timeout=60)
 
 
+def _breaker_degraded(lab: Lab) -> list[dict] | None:
+    rows = _rows(_check(lab)[1], "breaker", "upstream")
+    return rows if rows and all(row["state"] == "DEGRADED" for row in rows) else None
+
+
 def test_error_rate_is_met_while_the_fallback_answers_and_missed_without_it(lab):
     wait_kpi(lab, "error_rate", met=True)
     # A good quote first: before one, there is nothing to fall back to.
@@ -129,7 +134,9 @@ def test_error_rate_is_met_while_the_fallback_answers_and_missed_without_it(lab)
         switch(lab, quote_fallback=False)
         report = wait_kpi(lab, "error_rate", met=False)
         assert _kpi(report, "error_rate")["value"] >= 0.01
-        upstream = _rows(report, "breaker", "upstream")
+        # Failed requests miss the error rate at once; the breaker opens only after its
+        # failure count, which at the lab's quote rate can take a few more seconds.
+        upstream = wait_for(lambda: _breaker_degraded(lab), timeout=WAIT_S, interval=0.5)
         assert upstream and all(row["state"] == "DEGRADED" for row in upstream), upstream
     finally:
         switch(lab, quote_fallback=True)
