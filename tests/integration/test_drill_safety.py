@@ -12,6 +12,7 @@ journal, report, audit record or lock file may hold.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import stat
@@ -390,7 +391,8 @@ def test_a_destructive_call_without_an_answer_is_result_unknown_re_polled_and_ne
         result = outcome(run)
         assert result["verdict"] == "result-unknown", result
         assert result["reason"].startswith("step 1 (a destructive call): "), result["reason"]
-        assert "; still unknown after 30s (0)" in result["reason"], result["reason"]      # lag 0, never < 0
+        # The lag seen (any figure >= 0: a loaded replica may be a few KiB behind) never meets < 0.
+        assert re.search(r"; still unknown after 30s \(\d+\)$", result["reason"]), result["reason"]
         data = report(result)
         assert step_statuses(data) == {"a destructive call": "unknown"}       # nothing after it ran
         text = timeline(data)
