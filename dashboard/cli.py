@@ -1,4 +1,4 @@
-"""Entry point: `scaledash [check|config check|suite list|suite run|drill list|drill run|lab|demo]`.
+"""Entry point: `scaledash [check|config check|record|suite list|suite run|drill list|drill run|lab|demo]`.
 
 Every path ends in an exit code and at most a few clean lines: config problems are
 `config error: <path>: <reason>` with exit 3, and anything unexpected goes through
@@ -11,9 +11,12 @@ import argparse
 import asyncio
 import os
 import sys
+import time
+from pathlib import Path
 
 from dashboard import config as config_mod
 from dashboard.output import EXIT_UNKNOWN
+from dashboard.recording.store import RecordingError
 from dashboard.redact import safe_message
 
 
@@ -39,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     check.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
     check.add_argument("--window", default="1s", help="time between the two rounds used for rates (default 1s)")
+    check.add_argument("--from", dest="from_file", metavar="FILE",
+                       help="no probes: the recorded snapshot of FILE (see --at)")
+    check.add_argument("--at", metavar="TIME", help="with --from: the moment, e.g. 2026-12-02T10:40:00Z, 10:40 "
+                       "(UTC), end-5m (default: the end)")
+
+    record = sub.add_parser("record", help="poll and record every snapshot to FILE, no screen")
+    record.add_argument("file", help="the recording (SQLite; created, or appended to)")
+    record.add_argument("--keep", help="drop what is older than this, e.g. 24h or 7d (default: keep everything)")
+    record.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
 
     cfg = sub.add_parser("config", help="configuration commands")
     cfg_sub = cfg.add_subparsers(dest="config_command")
@@ -144,6 +156,15 @@ def last_failover(cfg: config_mod.Config) -> float | None:
 def cmd_check(args: argparse.Namespace) -> int:
     from dashboard import output
 
+    if args.from_file:
+        snap = recorded_snapshot(args.from_file, args.at or "end")
+        if args.json:
+            print(output.dumps(snap))
+        else:
+            output.render_table(snap, _table_console())
+        return output.exit_code(snap)
+    if args.at:
+        raise UsageError("--at needs --from FILE (a recording)")
     try:
         window = config_mod.parse_duration(args.window)
     except ValueError as exc:
@@ -159,13 +180,56 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(output.dumps(snap))
     else:
-        from rich.console import Console
-
-        console = Console(highlight=False)
-        if not console.is_terminal:     # piped to a file or a monitoring system: room to read
-            console = Console(highlight=False, width=max(console.width, 132))
-        output.render_table(snap, console)
+        output.render_table(snap, _table_console())
     return output.exit_code(snap)
+
+
+def _table_console():
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:     # piped to a file or a monitoring system: room to read
+        console = Console(highlight=False, width=max(console.width, 132))
+    return console
+
+
+def recorded_snapshot(path: str, when: str):
+    """The snapshot a recording held at `when` (see recording.moments.parse_moment)."""
+    from dashboard.recording import Recording
+    from dashboard.recording.moments import parse_moment
+
+    recording = Recording(path)
+    try:
+        try:
+            at = parse_moment(when, recording)
+        except ValueError as exc:
+            raise UsageError(f"--at: {exc}") from None
+        snap = recording.at(at)
+        if snap is None:
+            first = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(recording.span()[0]))
+            raise UsageError(f"--at: {path} starts at {first}, after {when}")
+        return snap
+    finally:
+        recording.close()
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from dashboard.recording import headless
+    from dashboard.recording.moments import parse_span
+
+    keep = None
+    if args.keep:
+        try:
+            keep = parse_span(args.keep)
+        except ValueError as exc:
+            raise UsageError(f"--keep: {exc}") from None
+        if keep < 60:
+            raise UsageError(f"--keep must be at least 1m (got {args.keep})")
+    cfg = load_config(args)
+    if cfg.target_count == 0:
+        print(f"scaledash: nothing to record: {cfg.path} has no targets", file=sys.stderr)
+        return EXIT_UNKNOWN
+    return headless.run(cfg, Path(args.file), keep, failover_seconds=last_failover(cfg))
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -189,6 +253,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "record":
+        return cmd_record(args)
     if args.command == "config":
         if args.config_command != "check":
             raise UsageError("usage: scaledash config check [--config FILE]")
@@ -224,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
+        return EXIT_UNKNOWN
+    except RecordingError as exc:
+        print(f"scaledash: {safe_message(exc, 300)}", file=sys.stderr)
         return EXIT_UNKNOWN
     except KeyboardInterrupt:
         print("scaledash: interrupted", file=sys.stderr)

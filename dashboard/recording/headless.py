@@ -1,0 +1,78 @@
+"""`scaledash record FILE`: poll and record, no screen.
+
+The poller of "one poller, many viewers": the engine polls on its own schedule and
+every snapshot it makes (at the TUI's cadence: every interval, at most one a second)
+goes into the recording. The SQLite write runs in a worker thread, so a slow disk
+delays the recording, never the polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+from ..config import Config
+from .store import Recorder
+
+
+def cadence(cfg: Config) -> float:
+    """How often a snapshot is recorded: every interval, at most once a second (the TUI's)."""
+    return min(cfg.interval, 1.0)
+
+
+async def record(cfg: Config, path: Path, keep_s: float | None, *, stop: asyncio.Event,
+                 failover_seconds: float | None = None, on_write=None) -> int:
+    """Poll `cfg`'s targets and record a snapshot every `cadence(cfg)` until `stop` is set;
+    return how many were recorded. `on_write(snapshot)` is called after each is written.
+    Raises RecordingError when the file cannot be used."""
+    from ..engine import Engine
+
+    recorder = Recorder(path, keep_s=keep_s)
+    engine = Engine(cfg)
+    engine.failover_seconds = failover_seconds
+    written = 0
+    try:
+        engine.start()
+        period = cadence(cfg)
+        next_at = time.monotonic() + period
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_at - time.monotonic()))
+                break
+            except asyncio.TimeoutError:
+                pass
+            next_at += period * max(1, int((time.monotonic() - next_at) // period) + 1)
+            snap = engine.snapshot()
+            await asyncio.to_thread(recorder.write, snap)
+            written += 1
+            if on_write is not None:
+                on_write(snap)
+    finally:
+        await engine.close()
+        recorder.close()
+    return written
+
+
+def run(cfg: Config, path: Path, keep_s: float | None, failover_seconds: float | None = None) -> int:
+    """The command: records until SIGINT or SIGTERM, then says what it wrote."""
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        return await record(cfg, path, keep_s, stop=stop, failover_seconds=failover_seconds)
+
+    keep = f", keeping {_span(keep_s)}" if keep_s else ", keeping everything (--keep to bound it)"
+    print(f"scaledash: recording {path} every {cadence(cfg):g}s{keep}; Ctrl-C to stop", flush=True)
+    written = asyncio.run(main())
+    print(f"scaledash: recorded {written} snapshots to {path}")
+    return 0
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
