@@ -1,4 +1,4 @@
-"""Entry point: `scaledash [check|config check|record|suite list|suite run|drill list|drill run|lab|demo]`.
+"""Entry point: `scaledash [check|config check|record|daemon|suite list|suite run|drill list|drill run|lab|demo]`.
 
 Every path ends in an exit code and at most a few clean lines: config problems are
 `config error: <path>: <reason>` with exit 3, and anything unexpected goes through
@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("file", help="the recording (SQLite; created, or appended to)")
     record.add_argument("--keep", help="drop what is older than this, e.g. 24h or 7d (default: keep everything)")
     record.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+
+    daemon = sub.add_parser("daemon", help="record as `record` does, keeping 24h unless --keep says otherwise, "
+                            "and optionally serve Prometheus metrics")
+    daemon.add_argument("file", help="the recording (SQLite; created, or appended to)")
+    daemon.add_argument("--keep", default="24h", help="drop what is older than this (default 24h)")
+    daemon.add_argument("--metrics", metavar="ADDR",
+                        help="serve scaledash_* metrics on host:port or a port (127.0.0.1), e.g. 9465")
+    daemon.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
 
     cfg = sub.add_parser("config", help="configuration commands")
     cfg_sub = cfg.add_subparsers(dest="config_command")
@@ -225,11 +233,19 @@ def cmd_record(args: argparse.Namespace) -> int:
             raise UsageError(f"--keep: {exc}") from None
         if keep < 60:
             raise UsageError(f"--keep must be at least 1m (got {args.keep})")
+    metrics = None
+    if getattr(args, "metrics", None):
+        from dashboard.export import parse_address
+
+        try:
+            metrics = parse_address(args.metrics)
+        except ValueError as exc:
+            raise UsageError(f"--metrics: {exc}") from None
     cfg = load_config(args)
     if cfg.target_count == 0:
         print(f"scaledash: nothing to record: {cfg.path} has no targets", file=sys.stderr)
         return EXIT_UNKNOWN
-    return headless.run(cfg, Path(args.file), keep, failover_seconds=last_failover(cfg))
+    return headless.run(cfg, Path(args.file), keep, failover_seconds=last_failover(cfg), metrics=metrics)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -253,7 +269,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         return cmd_check(args)
-    if args.command == "record":
+    if args.command in ("record", "daemon"):
         return cmd_record(args)
     if args.command == "config":
         if args.config_command != "check":

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..config import Config
-from .store import Recorder
+from .store import Recorder, RecordingError
 
 
 def cadence(cfg: Config) -> float:
@@ -55,20 +55,57 @@ async def record(cfg: Config, path: Path, keep_s: float | None, *, stop: asyncio
     return written
 
 
-def run(cfg: Config, path: Path, keep_s: float | None, failover_seconds: float | None = None) -> int:
-    """The command: records until SIGINT or SIGTERM, then says what it wrote."""
+def run(cfg: Config, path: Path, keep_s: float | None, failover_seconds: float | None = None,
+        metrics: tuple[str, int] | None = None) -> int:
+    """The command: records until SIGINT, SIGTERM or SIGHUP, then says what it wrote.
+    `metrics` (host, port): also answer Prometheus scrapes there (dashboard.export)."""
+    from ..export import SnapshotCollector, serve
+
+    collector = SnapshotCollector()
+    server = None
+    if metrics is not None:
+        try:
+            server = serve(collector, *metrics)
+        except OSError as exc:
+            raise RecordingError(f"cannot serve metrics on {metrics[0]}:{metrics[1]}: "
+                                 f"{exc.strerror or exc}") from None
+
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        return await record(cfg, path, keep_s, stop=stop, failover_seconds=failover_seconds)
+        return await record(cfg, path, keep_s, stop=stop, failover_seconds=failover_seconds,
+                            on_write=collector.update)
 
     keep = f", keeping {_span(keep_s)}" if keep_s else ", keeping everything (--keep to bound it)"
     print(f"scaledash: recording {path} every {cadence(cfg):g}s{keep}; Ctrl-C to stop", flush=True)
-    written = asyncio.run(main())
+    if server is not None:
+        host, port = metrics
+        shown = f"[{host}]" if ":" in host else host
+        print(f"scaledash: Prometheus metrics on http://{shown}:{port}/metrics", flush=True)
+        if not ipaddress_is_loopback(host):
+            print(f"scaledash: warning: {host} is not a loopback address: whoever reaches it reads "
+                  "every component's state", flush=True)
+    try:
+        written = asyncio.run(main())
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     print(f"scaledash: recorded {written} snapshots to {path}")
     return 0
+
+
+def ipaddress_is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _span(seconds: float) -> str:

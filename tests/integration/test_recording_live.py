@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -172,3 +173,39 @@ def _frames(path) -> int:
             return conn.execute("SELECT count(*) FROM frames").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_the_daemon_serves_what_it_judged_to_a_real_prometheus(cluster, write_config, tmp_path, prometheus_factory):
+    from dashboard.lab.servers import free_port
+
+    config = write_config(toml(replicas(cluster, ("primary", "r1"))))
+    port = free_port()
+    path = tmp_path / "daemon.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "daemon", str(path), "--metrics", str(port),
+                             "--config", str(config)], cwd=ROOT, env={**os.environ, PASSWORD_ENV: CANARY},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        prom = prometheus_factory({"scaledash": [f"127.0.0.1:{port}"]})
+        up = wait_for(lambda: prom.query('scaledash_component_state{name="r1",state="OK"} == 1'), timeout=30)
+        assert up[0]["metric"]["kind"] == "replica" and up[0]["metric"]["job"] == "scaledash"
+        assert not prom.query('scaledash_component_state{name="r1",state="DOWN"} == 1')
+        assert prom.query('scaledash_overall_state{state="OK"} == 1')
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert f"Prometheus metrics on http://127.0.0.1:{port}/metrics" in out and "keeping 1d" in out
+    assert "warning" not in out and "Traceback" not in out + err and CANARY not in out + err
+    with socket.socket() as s:       # the server went with the daemon
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_the_daemon_says_so_in_one_line_when_its_metrics_port_is_taken(write_config, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = run_cli("daemon", str(tmp_path / "d.sqlite"), "--metrics", f"127.0.0.1:{port}", "--config",
+                      str(write_config("[[cache]]\nname = \"c\"\nurl = \"redis://127.0.0.1:1\"\n")))
+    assert run.code == 3 and f"cannot serve metrics on 127.0.0.1:{port}" in run.err, run.text
+    assert len(run.err.strip().splitlines()) == 1
