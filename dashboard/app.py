@@ -25,6 +25,8 @@ from dashboard.config import Config
 from dashboard.drills_screen import DrillsAppMixin
 from dashboard.engine import Engine
 from dashboard.model import Snapshot
+from dashboard.recording import Recorder
+from dashboard.redact import safe_message
 from dashboard.screens import DetailScreen, HelpScreen
 from dashboard.suites_screen import SuitesAppMixin
 from widgets.bars import Banner, KpiBar, TopBar
@@ -78,8 +80,11 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
     ]
 
     def __init__(self, config: Config, *, readonly: bool = False, engine: Engine | None = None,
-                 autostart: bool = True) -> None:
+                 autostart: bool = True, recorder: Recorder | None = None) -> None:
         super().__init__()
+        self.recorder = recorder         # --record FILE: every snapshot the screen shows goes there too
+        self._recorded_at = float("-inf")
+        self._recording = False
         self.autostart = autostart
         self.config = config
         self.readonly = readonly
@@ -131,6 +136,8 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
     async def on_unmount(self) -> None:
         await self.cancel_suites()
         await self.engine.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     def _restart_timer(self) -> None:
         """Repaint once per tick, just after the engine's poll grid ticks: the probes of a
@@ -168,6 +175,8 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         except Exception as exc:  # a snapshot bug must not end the session: keep the last one
             self.notify(f"snapshot failed: {type(exc).__name__}", severity="error", timeout=5)
             return
+        if self.recorder is not None:
+            self._record(snap)
         if isinstance(self.screen, DetailScreen):
             self.screen.show(snap, self.engine.interval, self.ascii_only)
             return
@@ -175,7 +184,7 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
             return
         parts = self._parts()
         parts.topbar.show(self.config.name, snap, self.engine.interval, self.readonly, self.engine.paused,
-                          self.engine.wall())
+                          self.engine.wall(), self.replay_badge())
         parts.banner.show(snap.banners)
         parts.kpis.show(snap.kpis)
         parts.sources.show(snap.sources, room=SOURCE_LINES if self.size.height < TALL_HEIGHT else 2 * SOURCE_LINES)
@@ -194,6 +203,28 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         needle = self.filter_text.lower()
         shown = [e for e in snap.events if needle in e.message.lower()] if needle else snap.events
         events.show(tuple(shown), room=max(1, events.size.height))
+
+    def replay_badge(self) -> str | None:
+        """The header's badge when the screen shows a recording (dashboard.replay_app)."""
+        return None
+
+    def _record(self, snap: Snapshot) -> None:
+        """Append `snap` to the recording from a worker thread, at most one a tick and one
+        at a time; a failed write (a full disk) stops recording with one notice."""
+        if self._recording or snap.generated_at - self._recorded_at < 0.9 * min(self.engine.interval, 1.0):
+            return
+        self._recorded_at, self._recording = snap.generated_at, True
+        future = asyncio.get_running_loop().run_in_executor(None, self.recorder.write, snap)
+        future.add_done_callback(self._recorded)
+
+    def _recorded(self, future: asyncio.Future) -> None:
+        self._recording = False
+        error = None if future.cancelled() else future.exception()
+        if error is not None and self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+            self.notify(f"recording stopped: {safe_message(error, 200)}", severity="error", timeout=10,
+                        markup=False)
 
     def _main_screen(self) -> Screen:
         return self.screen_stack[0]
@@ -335,15 +366,15 @@ def read_shares(snap: Snapshot) -> dict[str, float]:
 
 
 def build_app(config: Config, *, readonly: bool = False, engine: Engine | None = None,
-              autostart: bool = True) -> ScaledashApp:
+              autostart: bool = True, recorder: Recorder | None = None) -> ScaledashApp:
     """The one app factory: the CLI, the tests and the screenshot script all use it."""
-    return ScaledashApp(config, readonly=readonly, engine=engine, autostart=autostart)
+    return ScaledashApp(config, readonly=readonly, engine=engine, autostart=autostart, recorder=recorder)
 
 
-def run_app(config: Config, readonly: bool = False) -> int:
+def run_app(config: Config, readonly: bool = False, recorder: Recorder | None = None) -> int:
     import sys
 
-    app = build_app(config, readonly=readonly)
+    app = build_app(config, readonly=readonly, recorder=recorder)
     app.run()
     line = getattr(app, "crash_line", None)
     if line:

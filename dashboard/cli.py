@@ -1,4 +1,4 @@
-"""Entry point: `scaledash [check|config check|record|daemon|suite list|suite run|drill list|drill run|lab|demo]`.
+"""Entry point: `scaledash [check|config check|record|daemon|replay|attach|suite list|suite run|drill list|drill run|lab|demo]`.
 
 Every path ends in an exit code and at most a few clean lines: config problems are
 `config error: <path>: <reason>` with exit 3, and anything unexpected goes through
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", help="poll interval, e.g. 1s or 500ms (overrides the config)")
     parser.add_argument("--timeout", help="per-probe deadline (overrides the config; <= interval)")
     parser.add_argument("--readonly", action="store_true", help="never run drills or suites")
+    parser.add_argument("--record", metavar="FILE", help="also record every snapshot the dashboard shows to FILE")
+    parser.add_argument("--keep", dest="record_keep", help="with --record: drop what is older than this, e.g. 24h")
     sub = parser.add_subparsers(dest="command")
 
     check = sub.add_parser("check", help="one round of probes, no TUI; Nagios-style exit code")
@@ -51,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("file", help="the recording (SQLite; created, or appended to)")
     record.add_argument("--keep", help="drop what is older than this, e.g. 24h or 7d (default: keep everything)")
     record.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+
+    replay = sub.add_parser("replay", help="the dashboard on a recording, with a timeline; acts on nothing")
+    replay.add_argument("file", help="a recording (scaledash record, daemon or --record)")
+    replay.add_argument("--at", metavar="TIME", help="start there (the forms of check --at; default: the start)")
+    replay.add_argument("--speed", type=int, default=1, choices=(1, 2, 5, 10, 30, 60), help="1x-60x (default 1)")
+
+    attach = sub.add_parser("attach", help="a read-only live view of a recording a daemon is writing")
+    attach.add_argument("file", help="the daemon's recording")
 
     daemon = sub.add_parser("daemon", help="record as `record` does, keeping 24h unless --keep says otherwise, "
                             "and optionally serve Prometheus metrics")
@@ -223,16 +233,8 @@ def recorded_snapshot(path: str, when: str):
 
 def cmd_record(args: argparse.Namespace) -> int:
     from dashboard.recording import headless
-    from dashboard.recording.moments import parse_span
 
-    keep = None
-    if args.keep:
-        try:
-            keep = parse_span(args.keep)
-        except ValueError as exc:
-            raise UsageError(f"--keep: {exc}") from None
-        if keep < 60:
-            raise UsageError(f"--keep must be at least 1m (got {args.keep})")
+    keep = _keep(args.keep)
     metrics = None
     if getattr(args, "metrics", None):
         from dashboard.export import parse_address
@@ -254,16 +256,57 @@ def cmd_lab(args: argparse.Namespace) -> int:
     def dashboard(config_path) -> int:
         from dashboard.app import run_app
 
-        return run_app(config_mod.load(str(config_path)), readonly=getattr(args, "readonly", False))
+        cfg = config_mod.load(str(config_path))
+        return run_app(cfg, readonly=getattr(args, "readonly", False),
+                       recorder=_recorder(args, cfg, _keep(args.record_keep)))
 
     return lab_cli.run(args, dashboard if args.command == "demo" else None)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    keep = _keep(args.record_keep)
+    if keep and not args.record:
+        raise UsageError("--keep needs --record FILE")
     cfg = load_config(args)
     from dashboard.app import run_app
 
-    return run_app(cfg, readonly=args.readonly)
+    return run_app(cfg, readonly=args.readonly, recorder=_recorder(args, cfg, keep))
+
+
+def _recorder(args: argparse.Namespace, cfg: config_mod.Config, keep: float | None):
+    """The dashboard's --record FILE, opened before the screen takes the terminal, so a
+    file that cannot be used is one line and exit 3, not a notice lost in the TUI."""
+    if not args.record:
+        return None
+    from dashboard.recording import Recorder
+
+    return Recorder(args.record, keep_s=keep, name=cfg.name)
+
+
+def _keep(text: str | None) -> float | None:
+    """--keep: a span of at least a minute (retention is looked at once a minute)."""
+    if not text:
+        return None
+    from dashboard.recording.moments import parse_span
+
+    try:
+        keep = parse_span(text)
+    except ValueError as exc:
+        raise UsageError(f"--keep: {exc}") from None
+    if keep < 60:
+        raise UsageError(f"--keep must be at least 1m (got {text})")
+    return keep
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from dashboard.replay_app import run_replay
+
+    if args.command == "attach":
+        return run_replay(args.file, follow=True)
+    try:
+        return run_replay(args.file, follow=False, at=args.at, speed=args.speed)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc}") from None
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -271,6 +314,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return cmd_check(args)
     if args.command in ("record", "daemon"):
         return cmd_record(args)
+    if args.command in ("replay", "attach"):
+        return cmd_replay(args)
     if args.command == "config":
         if args.config_command != "check":
             raise UsageError("usage: scaledash config check [--config FILE]")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 # The modules that draw: everything else under dashboard/ is the headless core.
-TUI_MODULES = {"dashboard.app", "dashboard.screens", "dashboard.suites_screen", "dashboard.drills_screen"}
+TUI_MODULES = {"dashboard.app", "dashboard.screens", "dashboard.suites_screen", "dashboard.drills_screen",
+               "dashboard.replay_app"}
 
 
 def headless_modules() -> list[str]:

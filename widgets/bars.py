@@ -19,7 +19,9 @@ class TopBar(TextLine):
     """Environment, overall state, sources answering, interval, RO and paused badges, clock."""
 
     def show(self, name: str, snap: Snapshot | None, interval: float, readonly: bool, paused: bool,
-             now: float) -> None:
+             now: float, replay: str | None = None) -> None:
+        """`replay`: the badge of a recording being watched ("REPLAY 10x", "ATTACHED"); the
+        time is then the recorded one, to the second and in UTC, as the timeline's."""
         text = Text()
         text.append(" scaledash ", style="bold reverse")
         text.append(f" {fmt.word(name)} ")
@@ -31,7 +33,11 @@ class TopBar(TextLine):
             text.append("  PAUSED", style="bold yellow")
         if readonly:
             text.append("  RO", style="bold cyan")
-        text.append(f"  {time.strftime('%H:%M', time.localtime(now))}")
+        if replay:
+            text.append(f"  {replay}", style="bold magenta")
+            text.append(f"  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))} UTC")
+        else:
+            text.append(f"  {time.strftime('%H:%M', time.localtime(now))}")
         self.set_text(text)
 
 

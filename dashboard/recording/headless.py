@@ -29,7 +29,7 @@ async def record(cfg: Config, path: Path, keep_s: float | None, *, stop: asyncio
     Raises RecordingError when the file cannot be used."""
     from ..engine import Engine
 
-    recorder = Recorder(path, keep_s=keep_s)
+    recorder = Recorder(path, keep_s=keep_s, name=cfg.name)
     engine = Engine(cfg)
     engine.failover_seconds = failover_seconds
     written = 0

@@ -9,7 +9,8 @@ snapshot at 03:12:40" one query. Nothing here needs a server or a new dependency
 The format (version 1), also described in the README:
 
     meta(key TEXT PRIMARY KEY, value TEXT)
-        format = "scaledash-recording", version = "1", created_at (epoch seconds), host
+        format = "scaledash-recording", version = "1", created_at (epoch seconds), host,
+        name (the config's dashboard name, for the viewers' header)
     frames(seq INTEGER PRIMARY KEY, at REAL, base INTEGER, states TEXT, body BLOB)
         at      the snapshot's time (epoch seconds, the engine's `generated_at`)
         base    the seq of the keyframe this frame is stored against; base = seq for a keyframe
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..model import Snapshot
-from ..redact import describe_error
+from ..redact import describe_error, redact
 from .codec import decode, diff, encode, patch
 
 FORMAT = "scaledash-recording"
@@ -98,8 +99,9 @@ class Recorder:
     """Appends snapshots to a recording; one writer per file (SQLite's own lock)."""
 
     def __init__(self, path: str | os.PathLike, *, keep_s: float | None = None,
-                 keyframe_every: int = KEYFRAME_EVERY) -> None:
+                 keyframe_every: int = KEYFRAME_EVERY, name: str = "") -> None:
         self.path = Path(path)
+        self._name = name
         self.keep_s = keep_s
         self._keyframe_every = keyframe_every
         self._conn = _connect(self.path, readonly=False)
@@ -135,7 +137,7 @@ class Recorder:
             with conn:
                 conn.executemany("INSERT INTO meta VALUES (?, ?)", [
                     ("format", FORMAT), ("version", str(VERSION)), ("created_at", repr(time.time())),
-                    ("host", socket.gethostname())])
+                    ("host", socket.gethostname()), ("name", redact(self._name))])
 
     def write(self, snap: Snapshot) -> None:
         """Append one snapshot in a transaction of its own."""
@@ -212,6 +214,21 @@ class Recording:
 
     def times(self) -> list[float]:
         return [at for (at,) in self._query("SELECT at FROM frames ORDER BY seq")]
+
+    def times_up_to(self, when: float, count: int) -> list[float]:
+        """The times of the last `count` frames at or before `when`, oldest first."""
+        rows = self._query("SELECT at FROM frames WHERE at <= ? ORDER BY at DESC, seq DESC LIMIT ?", (when, count))
+        return [at for (at,) in reversed(rows)]
+
+    def neighbour(self, when: float, frames: int) -> float | None:
+        """The time of the frame `frames` frames after (> 0) or before (< 0) `when`, or the
+        last one there is that way; None when there is none."""
+        if frames > 0:
+            rows = self._query("SELECT at FROM frames WHERE at > ? ORDER BY at, seq LIMIT ?", (when, frames))
+        else:
+            rows = self._query("SELECT at FROM frames WHERE at < ? ORDER BY at DESC, seq DESC LIMIT ?",
+                               (when, -frames))
+        return rows[-1][0] if rows else None
 
     def __len__(self) -> int:
         return self._query_one("SELECT count(*) FROM frames")[0]
