@@ -1,7 +1,8 @@
 # The README's two commands: `make demo` (the dashboard on the lab) and `make test`.
 # Both install what is missing: a venv with the package and, as root on Debian/Ubuntu,
 # the server packages the lab and the tests start (postgresql, redis-server,
-# prometheus and its exporters). Without root they say what to install.
+# prometheus and its exporters; chromium for the browser test, optional). Without root
+# they say what to install.
 
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
@@ -38,7 +39,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 		echo "make: cannot create a venv: apt-get install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,lab,suites]'
+	$(BIN)/python -m pip install -q -e '.[test,lab,suites,serve]'
 	$(BIN)/python -m compileall -q dashboard widgets >/dev/null
 	@touch $(STAMP)
 
@@ -64,6 +65,19 @@ system-deps:
 			case "$$missing" in *postgresql*|*redis-server*) exit 1;; esac; \
 		fi; \
 	fi
+	@# Chromium is optional: the browser test of `scaledash serve` runs in it, and skips
+	@# (saying why) when it is missing and cannot be installed.
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make: installing chromium (for the browser test of scaledash serve)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+				|| { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+					--no-install-recommends chromium >/dev/null 2>&1; } \
+				|| echo "make: chromium could not be installed; the browser test will skip"; \
+		else \
+			echo "make: chromium is missing (optional, for the browser test): sudo apt-get install chromium"; \
+		fi; \
+	}
 
 clean:
 	rm -rf $(VENV) .lab

@@ -1,4 +1,4 @@
-"""Entry point: `scaledash [check|config check|record|daemon|replay|attach|suite list|suite run|drill list|drill run|lab|demo]`.
+"""Entry point: `scaledash [check|config check|record|daemon|replay|attach|serve|suite list|suite run|drill list|drill run|lab|demo]`.
 
 Every path ends in an exit code and at most a few clean lines: config problems are
 `config error: <path>: <reason>` with exit 3, and anything unexpected goes through
@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     attach = sub.add_parser("attach", help="a read-only live view of a recording a daemon is writing")
     attach.add_argument("file", help="the daemon's recording")
+
+    serve = sub.add_parser("serve", help="the dashboard in a browser (textual-serve), attached to a recording")
+    serve.add_argument("file", help="the daemon's recording (or any recording, with --replay)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other "
+                       "requires the token printed at start)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serve.add_argument("--replay", action="store_true", help="each tab replays the recording instead of following it")
+    serve.add_argument("--public-url", help="the URL browsers reach this server by (behind a proxy)")
 
     daemon = sub.add_parser("daemon", help="record as `record` does, keeping 24h unless --keep says otherwise, "
                             "and optionally serve Prometheus metrics")
@@ -298,6 +306,16 @@ def _keep(text: str | None) -> float | None:
     return keep
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1-65535 (got {args.port})")
+    try:
+        from dashboard import serve
+    except ImportError:
+        raise UsageError("serve needs textual-serve: pip install 'scaledash[serve]' (make test installs it)") from None
+    return serve.run(args.file, args.host, args.port, replay=args.replay, public_url=args.public_url)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from dashboard.replay_app import run_replay
 
@@ -316,6 +334,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return cmd_record(args)
     if args.command in ("replay", "attach"):
         return cmd_replay(args)
+    if args.command == "serve":
+        return cmd_serve(args)
     if args.command == "config":
         if args.config_command != "check":
             raise UsageError("usage: scaledash config check [--config FILE]")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 # The modules that draw: everything else under dashboard/ is the headless core.
 TUI_MODULES = {"dashboard.app", "dashboard.screens", "dashboard.suites_screen", "dashboard.drills_screen",
-               "dashboard.replay_app"}
+               "dashboard.replay_app", "dashboard.serve"}
 
 
 def headless_modules() -> list[str]:
