@@ -26,7 +26,7 @@ from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
 from dashboard.presets.base import Series, too_many_series
-from dashboard.probes.base import ProbeError, tls_verification_failure, with_hit_rate_floor
+from dashboard.probes.base import MID_RESPONSE, ProbeError, tls_verification_failure, with_hit_rate_floor
 from dashboard.probes.body import ACCEPT_ENCODING, PIECE, CappedBody
 from dashboard.probes.http import basic_auth
 from dashboard.redact import sanitize
@@ -211,7 +211,7 @@ def _connection_failure(exc) -> str:
     if isinstance(cause, ReadTimeoutError):
         return "Prometheus timeout"
     if isinstance(cause, ProtocolError):
-        return "Prometheus: connection broken mid-response"
+        return f"Prometheus: {MID_RESPONSE}"
     reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
     return f"Prometheus unreachable: {reason}"
 

@@ -376,6 +376,12 @@ def test_case_09_refused(rig, capfd):
         assert shown.next_probe_in_s is not None
         assert rows and all(c.next_probe_in_s is not None for c in rows)
         assert all(c.state in (rig.failure_state, State.STALE) for c in rows), [(c.name, c.state) for c in rows]
+        # A target gone is DOWN from its first failed probe, never a broken answer (case 10's
+        # ERROR): a kept connection the cut closed while idle is replaced, not read from.
+        # (50 ms after the cut: the proxy's close reaches our loop in that time.)
+        failed = [s for s in run.faulty_samples(after=run.fault_at + 0.05) if not s.ok]
+        assert all(s.failure is Failure.DOWN for s in failed) or rig.failure_state is State.ERROR, \
+            [(s.failure, s.error) for s in failed]
         run.assert_probes_end_by(D + GRACE)
 
     run_case(rig, capfd, body)
@@ -418,22 +424,36 @@ def _case_10(rig: Rig, capfd, fault: str) -> None:
     run_case(rig, capfd, body)
 
 
-REDIS_RESET_IS_DOWN = ("redis-py reports a reset or a closed connection as ConnectionError, which the Redis "
-                       "probe classifies DOWN (model.Failure: 'reset: the target did not answer'); "
-                       "RELIABILITY case 10 says ERROR")
-
-
-@matrix(known_gaps={"redis": REDIS_RESET_IS_DOWN})
+@matrix
 def test_case_10_reset_mid_response(rig, capfd):
     """An RST after 40 bytes of an answer: the probe fails, nothing partial is shown as
     valid, and the connection is dropped (the first probe after the fault is OK)."""
     _case_10(rig, capfd, "reset")
 
 
-@matrix(known_gaps={"redis": REDIS_RESET_IS_DOWN})
+@matrix
 def test_case_10_truncated_body(rig, capfd):
     """The answer ends (FIN) after 40 bytes: the same as a reset, never a short answer."""
     _case_10(rig, capfd, "truncated")
+
+
+@pytest.mark.parametrize("rig", ["redis"], indirect=True)
+def test_case_10_redis_closed_before_answering_is_down(rig, capfd):
+    """The other side of case 10 for Redis, whose driver calls both ConnectionError: the
+    proxy closes every connection at the server's first byte. On the kept connection
+    (answered on before) that is a broken answer, ERROR; on each new one the target never
+    answered at all, DOWN, as a refusal is."""
+
+    async def body(run: Run):
+        run.inject(LimitData(limit=0))
+        await run.watch.until(lambda s: source(s, FAULTY).state is State.DOWN, 10 * P + SLACK, "faulty DOWN")
+        failed = [s for s in run.faulty_samples(before=time.monotonic()) if not s.ok]
+        print(f"\ncase 10 closed before answering redis: {[(s.failure.value, s.error) for s in failed]}")
+        assert failed[0].failure is Failure.ERROR, "the kept connection broke off an answer"
+        assert len(failed) >= 2 and all(s.failure is Failure.DOWN for s in failed[1:]), failed
+        assert not any("mid-response" in s.error for s in failed[1:])
+
+    run_case(rig, capfd, body)
 
 
 # ---------------------------------------------------------------- case 11
