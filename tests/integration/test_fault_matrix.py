@@ -496,10 +496,7 @@ def test_case_11_slow_body_within_deadline(rig, capfd):
     _case_11(rig, capfd, "within_deadline")
 
 
-@matrix(known_gaps={"prometheus": (
-    "requests' timeout bounds each socket read, not the answer: a body trickling in keeps the "
-    "Prometheus worker thread (and its socket) busy long past D, so the next polls say 'previous "
-    "Prometheus query still running (skipped)' instead of timing out")})
+@matrix
 def test_case_11_slow_body_past_deadline(rig, capfd):
     """A body at 200 B/s: every probe times out cleanly at D, the loop stays responsive."""
     _case_11(rig, capfd, "past_deadline")
