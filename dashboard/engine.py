@@ -19,6 +19,7 @@ from typing import Callable
 
 from dashboard import kpi
 from dashboard.config import Config, Thresholds
+from dashboard.event_limit import EventLimiter
 from dashboard.hysteresis import Memory
 from dashboard.kinds import KINDS, banners_of, history_figures, relate_all
 from dashboard.kinds.base import non_finite
@@ -105,6 +106,7 @@ class Engine:
         if not self._probes_deferred:
             self._set_probes(probes if probes is not None else self._build_probes())
         self.events: collections.deque[Event] = collections.deque(maxlen=EVENTS_LEN)
+        self._event_limit = EventLimiter()     # a flapping target is summarised (event_limit.py)
         self._tasks: list[asyncio.Task] = []
         self.paused = False
         self.rounds = 0
@@ -478,8 +480,10 @@ class Engine:
                     rows.append((t, track, comp))
             sources.append(self._source_status(t, now))
         judged = relate_all([comp for _, _, comp in rows], self.thresholds, self._row_memory, now)
-        components = [self._note_transition(t, track, _judged_history(track, comp), now)
+        changes: dict[str, list[Event]] = {}
+        components = [self._note_transition(t, track, _judged_history(track, comp), now, changes)
                       for (t, track, _), comp in zip(rows, judged)]
+        self._log_changes(changes, components, now)
         snap = Snapshot(generated_at=self.wall(), components=tuple(components), sources=tuple(sources),
                         kpis=(), events=tuple(reversed(self.events)), service=tuple(service),
                         alarms=banners_of(components), starting=any(t.last_sample is None for t in self.targets))
@@ -488,17 +492,28 @@ class Engine:
     def _row_memory(self, comp: Component) -> Memory:
         return self._row_limits.setdefault(comp.key, Memory())
 
-    def _note_transition(self, t: Target, track: Track, comp: Component, now: float) -> Component:
-        """Log a change of the state shown, and stamp how long the row has been in it."""
+    def _note_transition(self, t: Target, track: Track, comp: Component, now: float,
+                         changes: dict[str, list[Event]]) -> Component:
+        """Note a change of the state shown (in `changes`, by target), and stamp how long
+        the row has been in it."""
         if comp.state is not track.shown_state:
             # First data that is OK is not news; everything else is.
             if track.shown_state is not State.UNKNOWN or comp.state not in (State.UNKNOWN, State.OK):
-                self.events.append(Event(self.wall(), t.probe.target,
-                                         f"{track.kind.value} {_label(comp)}: {track.shown_state.value} -> "
-                                         f"{comp.state.value}" + (f" ({comp.reason})" if comp.reason else ""),
-                                         comp.state))
+                changes.setdefault(t.probe.target, []).append(Event(
+                    self.wall(), t.probe.target, f"{track.kind.value} {_label(comp)}: {track.shown_state.value} -> "
+                    f"{comp.state.value}" + (f" ({comp.reason})" if comp.reason else ""), comp.state))
             track.shown_state, track.since = comp.state, now
         return replace(comp, since_s=round(now - track.since, 3) if track.since is not None else None)
+
+    def _log_changes(self, changes: dict[str, list[Event]], components: list[Component], now: float) -> None:
+        """Each target's changes of this snapshot into the event log, through its rate limit."""
+        rows: dict[str, list[Component]] = {}
+        for comp in components:
+            rows.setdefault(comp.target, []).append(comp)
+        for t in self.targets:
+            target = t.probe.target
+            self.events.extend(self._event_limit.lines(target, changes.get(target, ()), rows.get(target, ()),
+                                                       now, self.interval_of(t), self.wall()))
 
     def _component(self, t: Target, track: Track, now: float) -> Component:
         state, reason = self._component_state(t, track, now)

@@ -64,8 +64,13 @@ class Kind(str, enum.Enum):
 class Failure(str, enum.Enum):
     """Why a probe failed: the target itself, or what its source answered."""
 
-    DOWN = "down"          # refused, timed out, reset: the target did not answer
-    ERROR = "error"        # it answered with something unusable
+    # The target did not answer: refused, timed out, or a connection that broke before
+    # it ever answered on it (a connect or handshake cut short).
+    DOWN = "down"
+    # It answered with something unusable, including an answer broken off mid-way: a
+    # reset or a close on a connection it had already answered on (RELIABILITY case 10;
+    # probes.base.broken_mid_response).
+    ERROR = "error"
     NO_DATA = "no_data"    # the query worked and returned nothing
 
 

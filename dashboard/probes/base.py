@@ -26,6 +26,19 @@ class ProbeError(Exception):
         self.failure = failure
 
 
+MID_RESPONSE = "connection broken mid-response"
+
+
+def broken_mid_response(prefix: str = "") -> ProbeError:
+    """ERROR: the connection was up and the target had started answering (a handshake or
+    earlier answers on it), then a read failed (reset, or closed before the answer was
+    whole). Not DOWN: the target answered, and what came is unusable (model.Failure).
+    Every driver says it its own way (httpx ReadError, urllib3 ProtocolError, redis-py
+    ConnectionError, asyncpg ConnectionDoesNotExistError); each probe that can tell an
+    established connection from one that never answered says it in these words."""
+    return ProbeError(Failure.ERROR, prefix + MID_RESPONSE)
+
+
 class Probe(Protocol):
     """One target of one source (a DSN, a Redis, a /metrics URL, a Prometheus, a URL).
 

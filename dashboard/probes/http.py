@@ -13,7 +13,7 @@ import ssl
 import httpx
 
 from dashboard.model import Failure
-from dashboard.probes.base import ProbeError, tls_verification_failure
+from dashboard.probes.base import ProbeError, broken_mid_response, tls_verification_failure
 from dashboard.probes.body import ACCEPT_ENCODING, MAX_BODY_BYTES, CappedBody, too_large
 
 USER_AGENT = "scaledash/0.1"
@@ -73,7 +73,7 @@ def transport_failure(exc: httpx.HTTPError) -> ProbeError:
     if isinstance(exc, httpx.TimeoutException):
         return ProbeError(Failure.DOWN, "timeout")
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return ProbeError(Failure.ERROR, "connection broken mid-response")
+        return broken_mid_response()
     if isinstance(exc, httpx.DecodingError):
         return ProbeError(Failure.ERROR, "undecodable response body")
     return ProbeError(Failure.ERROR, type(exc).__name__)

@@ -1,7 +1,9 @@
 """A Prometheus server as a metric source, through prometheus-api-client.
 
 The client is synchronous (requests), so every round runs in a worker thread with an
-explicit timeout and no hidden retries (its default retries 3 times with backoff).
+explicit timeout and no hidden retries (its default retries 3 times with backoff). A
+round the engine cuts at its deadline is ended in its thread too (abortable.py): a
+trickling answer must not keep the thread and its socket past the deadline.
 A response hook caps the decompressed body, keeps Prometheus' `warnings`, and turns
 error envelopes into their errorType before the client sees them. Counters are
 queried as rate() over `rate_window`, so figures stay meaningful however often
@@ -26,7 +28,8 @@ from dashboard.config import SourceTarget
 from dashboard.model import Failure, Reading, State
 from dashboard.presets import get as get_preset
 from dashboard.presets.base import Series, too_many_series
-from dashboard.probes.base import ProbeError, tls_verification_failure, with_hit_rate_floor
+from dashboard.probes.abortable import AbortableAdapter, Call
+from dashboard.probes.base import MID_RESPONSE, ProbeError, tls_verification_failure, with_hit_rate_floor
 from dashboard.probes.body import ACCEPT_ENCODING, PIECE, CappedBody
 from dashboard.probes.http import basic_auth
 from dashboard.redact import sanitize
@@ -91,6 +94,7 @@ class PrometheusProbe:
         self._client = None
         self._envelope = _Envelope()
         self._busy = threading.Lock()
+        self._call: Call | None = None        # the round in flight, for close() to end
 
     def _connect(self):
         # Imported here: it costs ~130 ms and most configs have no Prometheus source.
@@ -110,9 +114,13 @@ class PrometheusProbe:
         session.headers["Accept-Encoding"] = ACCEPT_ENCODING   # only what body.py decodes
         session.hooks["response"].append(self._inspect)
         auth = basic_auth(self._config)
-        return PrometheusConnect(url=self._config.prometheus, session=session, auth=auth,
-                                 retry=Retry(total=0, connect=0, read=0, redirect=0, status=0),
-                                 timeout=self.deadline)
+        retry = Retry(total=0, connect=0, read=0, redirect=0, status=0)
+        client = PrometheusConnect(url=self._config.prometheus, session=session, auth=auth,
+                                   retry=retry, timeout=self.deadline)
+        # In place of the plain adapter the client mounts for its URL: same retries, and
+        # a round that `Call.abort()` can end.
+        session.mount(client.url, AbortableAdapter(max_retries=retry))
+        return client
 
     def _inspect(self, response, *args, **kwargs):
         """Cap the body and read the envelope before prometheus-api-client parses it."""
@@ -139,10 +147,8 @@ class PrometheusProbe:
             self._envelope.warnings.append(sanitize(warning, 80))
         return response
 
-    def _round(self) -> tuple[list[Series], list[float], list[str]]:
+    def _round(self, call: Call) -> tuple[list[Series], list[float], list[str]]:
         """Runs in a worker thread: the round's one query (every metric of the preset, and `up`)."""
-        import requests
-
         if self._client is None:
             self._client = self._connect()
         self._envelope.warnings = []
@@ -150,7 +156,9 @@ class PrometheusProbe:
         up: list[float] = []
         times: dict[tuple, float] = {}
         try:
-            for item in self._client.custom_query(self._query):
+            with call:
+                result = self._client.custom_query(self._query)
+            for item in result:
                 name = _name_of(item)
                 if name == "up":
                     up.extend(s.value for s in _to_series(name, item, False))
@@ -159,30 +167,29 @@ class PrometheusProbe:
                 elif isinstance(name, str) and name.endswith(SAMPLED_AT):
                     for s in _to_series(name.removesuffix(SAMPLED_AT), item, False):
                         times[_key(s)] = s.value
-        except ProbeError:
-            raise
-        except requests.Timeout:
-            raise ProbeError(Failure.ERROR, "Prometheus timeout") from None
-        except requests.exceptions.SSLError as exc:
-            raise tls_verification_failure(exc) or ProbeError(Failure.ERROR, "TLS handshake failed") from None
-        except requests.ConnectionError as exc:
-            raise ProbeError(Failure.ERROR, _connection_failure(exc)) from None
-        except Exception as exc:  # PrometheusApiClientException, odd shapes: the source is broken
-            raise ProbeError(Failure.ERROR, f"Prometheus: {type(exc).__name__}") from None
+        except Exception as exc:
+            raise _round_failure(exc, call.aborted) from None
         return [_with_time(s, times) for s in series], up, list(self._envelope.warnings)
 
-    def _guarded_round(self):
-        # A thread cannot be cancelled: if the last round overran its deadline and is
-        # still running, skip rather than pile up threads.
+    def _guarded_round(self, call: Call):
+        # A thread cannot be cancelled: if the last round is still running (it ends
+        # within moments of an abort), skip rather than pile up threads.
         if not self._busy.acquire(blocking=False):
             raise ProbeError(Failure.ERROR, "previous Prometheus query still running (skipped)")
         try:
-            return self._round()
+            return self._round(call)
         finally:
             self._busy.release()
 
     async def collect(self) -> list[Reading]:
-        series, up, warnings = await asyncio.to_thread(self._guarded_round)
+        call = self._call = Call()
+        try:
+            series, up, warnings = await asyncio.to_thread(self._guarded_round, call)
+        except asyncio.CancelledError:
+            call.abort()           # the engine's deadline: end the request in its thread too
+            raise
+        finally:
+            self._call = None
         self.warning = "; ".join(warnings)[:160] or None
         readings = with_hit_rate_floor(self._preset.interpret(series, self.target), self._config.min_hit_rate)
         if up and all(v == 0 for v in up):
@@ -195,9 +202,29 @@ class PrometheusProbe:
         return readings
 
     async def close(self) -> None:
+        if self._call is not None:
+            self._call.abort()
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _round_failure(exc: Exception, aborted: bool) -> ProbeError:
+    """What went wrong in a round, in the words every probe uses."""
+    import requests
+
+    if aborted:          # cut at the deadline: whatever broke after that, this is why
+        return ProbeError(Failure.ERROR, "Prometheus timeout")
+    if isinstance(exc, ProbeError):
+        return exc
+    if isinstance(exc, requests.Timeout):
+        return ProbeError(Failure.ERROR, "Prometheus timeout")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return tls_verification_failure(exc) or ProbeError(Failure.ERROR, "TLS handshake failed")
+    if isinstance(exc, requests.ConnectionError):
+        return ProbeError(Failure.ERROR, _connection_failure(exc))
+    # PrometheusApiClientException, odd shapes: the source is broken
+    return ProbeError(Failure.ERROR, f"Prometheus: {type(exc).__name__}")
 
 
 def _connection_failure(exc) -> str:
@@ -211,7 +238,7 @@ def _connection_failure(exc) -> str:
     if isinstance(cause, ReadTimeoutError):
         return "Prometheus timeout"
     if isinstance(cause, ProtocolError):
-        return "Prometheus: connection broken mid-response"
+        return f"Prometheus: {MID_RESPONSE}"
     reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
     return f"Prometheus unreachable: {reason}"
 
@@ -223,7 +250,7 @@ def _read_capped(response) -> bytes:
     try:
         for chunk in response.raw.stream(PIECE, decode_content=False):
             body.feed(chunk)
-    except ProbeError:
+    except Exception:      # too large, or the read broke (an abort): the connection is done
         response.close()
         raise
     return body.finish()

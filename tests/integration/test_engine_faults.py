@@ -464,6 +464,9 @@ def test_hung_or_stopped_redis_polls_end_by_the_deadline(tmp_path, redis_server,
             assert watch.max_running["hung"] <= 1
             expected = "connection refused" if fault == "shutdown" else "timeout"
             assert expected in component(watch.timeline[-1][1], "hung").reason
+            # A stopped Redis is a target that does not answer, from the first failed probe:
+            # its idle connection, closed by the shutdown, is never read as a broken answer.
+            assert all(s.failure is Failure.DOWN for s in failed), [(s.failure, s.error) for s in failed]
             for name in ("steady", "hello"):
                 seen = [s for s in watch.samples[name] if fault_at <= s.started <= window_end]
                 late_gaps = [round(b.started - a.started, 3) for a, b in zip(seen, seen[1:])

@@ -34,6 +34,7 @@ from fakes import assert_loops_alive, cpu_wait_s, run_scenario, source
 from metric_texts import scaledash_metrics
 from test_engine_faults import Watch, make_config
 from dashboard.engine import Engine
+from dashboard.event_limit import BUDGET, SETTLE_POLLS
 from dashboard.lab.servers import PrometheusServer
 from dashboard.model import Failure, Snapshot, State
 
@@ -376,6 +377,12 @@ def test_case_09_refused(rig, capfd):
         assert shown.next_probe_in_s is not None
         assert rows and all(c.next_probe_in_s is not None for c in rows)
         assert all(c.state in (rig.failure_state, State.STALE) for c in rows), [(c.name, c.state) for c in rows]
+        # A target gone is DOWN from its first failed probe, never a broken answer (case 10's
+        # ERROR): a kept connection the cut closed while idle is replaced, not read from.
+        # (50 ms after the cut: the proxy's close reaches our loop in that time.)
+        failed = [s for s in run.faulty_samples(after=run.fault_at + 0.05) if not s.ok]
+        assert all(s.failure is Failure.DOWN for s in failed) or rig.failure_state is State.ERROR, \
+            [(s.failure, s.error) for s in failed]
         run.assert_probes_end_by(D + GRACE)
 
     run_case(rig, capfd, body)
@@ -418,22 +425,36 @@ def _case_10(rig: Rig, capfd, fault: str) -> None:
     run_case(rig, capfd, body)
 
 
-REDIS_RESET_IS_DOWN = ("redis-py reports a reset or a closed connection as ConnectionError, which the Redis "
-                       "probe classifies DOWN (model.Failure: 'reset: the target did not answer'); "
-                       "RELIABILITY case 10 says ERROR")
-
-
-@matrix(known_gaps={"redis": REDIS_RESET_IS_DOWN})
+@matrix
 def test_case_10_reset_mid_response(rig, capfd):
     """An RST after 40 bytes of an answer: the probe fails, nothing partial is shown as
     valid, and the connection is dropped (the first probe after the fault is OK)."""
     _case_10(rig, capfd, "reset")
 
 
-@matrix(known_gaps={"redis": REDIS_RESET_IS_DOWN})
+@matrix
 def test_case_10_truncated_body(rig, capfd):
     """The answer ends (FIN) after 40 bytes: the same as a reset, never a short answer."""
     _case_10(rig, capfd, "truncated")
+
+
+@pytest.mark.parametrize("rig", ["redis"], indirect=True)
+def test_case_10_redis_closed_before_answering_is_down(rig, capfd):
+    """The other side of case 10 for Redis, whose driver calls both ConnectionError: the
+    proxy closes every connection at the server's first byte. On the kept connection
+    (answered on before) that is a broken answer, ERROR; on each new one the target never
+    answered at all, DOWN, as a refusal is."""
+
+    async def body(run: Run):
+        run.inject(LimitData(limit=0))
+        await run.watch.until(lambda s: source(s, FAULTY).state is State.DOWN, 10 * P + SLACK, "faulty DOWN")
+        failed = [s for s in run.faulty_samples(before=time.monotonic()) if not s.ok]
+        print(f"\ncase 10 closed before answering redis: {[(s.failure.value, s.error) for s in failed]}")
+        assert failed[0].failure is Failure.ERROR, "the kept connection broke off an answer"
+        assert len(failed) >= 2 and all(s.failure is Failure.DOWN for s in failed[1:]), failed
+        assert not any("mid-response" in s.error for s in failed[1:])
+
+    run_case(rig, capfd, body)
 
 
 # ---------------------------------------------------------------- case 11
@@ -476,10 +497,7 @@ def test_case_11_slow_body_within_deadline(rig, capfd):
     _case_11(rig, capfd, "within_deadline")
 
 
-@matrix(known_gaps={"prometheus": (
-    "requests' timeout bounds each socket read, not the answer: a body trickling in keeps the "
-    "Prometheus worker thread (and its socket) busy long past D, so the next polls say 'previous "
-    "Prometheus query still running (skipped)' instead of timing out")})
+@matrix
 def test_case_11_slow_body_past_deadline(rig, capfd):
     """A body at 200 B/s: every probe times out cleanly at D, the loop stays responsive."""
     _case_11(rig, capfd, "past_deadline")
@@ -535,8 +553,67 @@ def test_case_12_flapping(rig, capfd):
     run_case(rig, capfd, body)
 
 
-def test_flapping_notifications_are_rate_limited_per_target():
-    """Case 12's second half; not counted as its coverage (tests/test_reliability_index.py)."""
-    pytest.skip("case 12 notification rate limit: not implemented; every state change of every row is "
-                "an event-log line (test_case_12_flapping: a flapping /metrics target with 6 rows logged "
-                "46 lines in 10 s), and the TUI sends no per-target state notifications to limit")
+def _row_changes(run: Run, target: str) -> int:
+    """Row state changes of `target` over the watch's snapshots: what an unlimited log
+    holds (the first data arriving OK is not a change the engine logs)."""
+    changes, seen = 0, {}
+    for _, snap in run.watch.timeline:
+        for c in snap.components:
+            if c.target == target:
+                before = seen.get(c.key, State.UNKNOWN)
+                changes += before is not c.state and not (before is State.UNKNOWN and c.state is State.OK)
+                seen[c.key] = c.state
+    return changes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rig", ["scrape"], indirect=True)
+def test_case_12_notifications_rate_limited(rig, http, capfd):
+    """The second half of case 12 on a real /metrics target (5 rows) flapping through the
+    proxy: its first changes are logged as they happen, then one "flapping" line stands
+    for the rest, and once it is back and quiet one "settled" line gives its final state.
+    Meanwhile another target breaks (and starts to recover): each of its changes is
+    logged in the snapshot that first shows it, never held back by the flapping one
+    (event_limit.py)."""
+    http.set("/functions/v1/other", "fine")
+    rig.doc["edge"].append({"name": "other", "url": http.url("/functions/v1/other")})
+
+    def other_row(snap: Snapshot) -> State:
+        return next(c.state for c in snap.components if c.target == "other")
+
+    async def body(run: Run):
+        run.inject(Latency(ms=1000, toxicity=0.5))
+        fault_wall = time.time()
+        await asyncio.sleep(8 * P)
+        http.set("/functions/v1/other", "broken", status=500)
+        await run.watch.until(lambda s: other_row(s) is State.DOWN, 10 * P + SLACK, "other DOWN")
+        await asyncio.sleep(6 * P)
+        http.set("/functions/v1/other", "fine")
+        run.rig.proxy.clear()
+        run.engine.refresh_now()
+        await run.watch.until(lambda s: source(s, FAULTY).state is State.OK, 4 * P + SLACK, "faulty OK again")
+        await run.watch.until(lambda s: any("settled" in e.message for e in s.events if e.target == FAULTY),
+                              (SETTLE_POLLS + 4) * P + SLACK, "the flapping target settled")
+
+        events = [e for e in reversed(run.last().events)]           # oldest first
+        faulty = [e.message for e in events if e.target == FAULTY and e.at >= fault_wall]
+        other = [e.message for e in events if e.target == "other"]
+        flapped, broke = _row_changes(run, FAULTY), _row_changes(run, "other")
+        rows = [c for c in run.last().components if c.target == FAULTY]
+        print(f"\ncase 12 notifications: {FAULTY} ({len(rows)} rows) {flapped} row state changes -> {len(faulty)} "
+              f"lines since the fault: {[m[:70] for m in faulty]}; other {broke} changes -> {len(other)} lines")
+        assert " -> " in faulty[0], "the first change is logged as it is"
+        assert any(" flapping: " in m for m in faulty), "no flapping line"
+        assert faulty[-1].startswith(f"{FAULTY} settled: ") and all(c.state.value in faulty[-1] for c in rows), \
+            "the final state closes the story"
+        assert len(faulty) <= BUDGET * len(rows) + 3 and len(faulty) < flapped, (len(faulty), flapped)
+        assert len(other) == broke >= 2, "every change of the other target is logged"
+        previous = None
+        for _, snap in run.watch.timeline:
+            state = other_row(snap)
+            if previous is not None and state is not previous and previous is not State.UNKNOWN:
+                newest = next(e.message for e in snap.events if e.target == "other")
+                assert f"{previous.value} -> {state.value}" in newest, (previous, state, newest)
+            previous = state
+
+    run_case(rig, capfd, body)
