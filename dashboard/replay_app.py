@@ -18,6 +18,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
+from dashboard import format as fmt
 from dashboard.app import ScaledashApp
 from dashboard.config import Config
 from dashboard.recording.moments import parse_moment
@@ -50,10 +51,11 @@ class GoTo(ModalScreen[str | None]):
 class ReplayApp(ScaledashApp):
     BINDINGS = [
         Binding("space,p", "play", "Play/pause", key_display="space"),
-        Binding("left", "step(-1)", "Step back", key_display="←", priority=True),
-        Binding("right", "step(1)", "Step", key_display="→", priority=True),
-        Binding("left_square_bracket", "seek(-60)", "-1 min", key_display="["),
-        Binding("right_square_bracket", "seek(60)", "+1 min", key_display="]"),
+        # The timeline's line lists these; the footer keeps room for the rest.
+        Binding("left", "step(-1)", "Step back", key_display="←", priority=True, show=False),
+        Binding("right", "step(1)", "Step", key_display="→", priority=True, show=False),
+        Binding("left_square_bracket", "seek(-60)", "-1 min", key_display="[", show=False),
+        Binding("right_square_bracket", "seek(60)", "+1 min", key_display="]", show=False),
         Binding("n", "change(1)", "Next change"),
         Binding("N", "change(-1)", "Previous change", key_display="N"),
         Binding("g", "go_to", "Go to time"),
@@ -82,7 +84,8 @@ class ReplayApp(ScaledashApp):
 
     def replay_badge(self) -> str:
         if self.feed.follow:
-            return "ATTACHED"
+            quiet = self.feed.silence()
+            return "ATTACHED" if quiet is None else f"ATTACHED: NO NEW FRAME FOR {fmt.seconds(quiet)} (daemon stopped?)"
         return f"REPLAY {self.feed.speed}x" + ("" if self.feed.paused else " >")
 
     def refresh_view(self, tick: bool = True) -> None:

@@ -51,8 +51,8 @@ def recording(tmp_path):
     return tmp_path / "r.sqlite"
 
 
-def replay(path, follow: bool = False, clock: Clock | None = None) -> ReplayApp:
-    feed = ReplayFeed(Recording(path), follow=follow, clock=clock or Clock())
+def replay(path, follow: bool = False, clock: Clock | None = None, wall=None) -> ReplayApp:
+    feed = ReplayFeed(Recording(path), follow=follow, clock=clock or Clock(), wall=wall or (lambda: START))
     return ReplayApp(validate({"name": "prod-eu"}), feed)
 
 
@@ -84,7 +84,7 @@ async def test_the_header_shows_the_recorded_time_and_acting_keys_are_off(record
             assert app.screen is app.screen_stack[0], f"{key} opened {app.screen}"
         footer = screen_text(app).splitlines()[-1]
         assert "Drills" not in footer and "Suites" not in footer and "Refresh" not in footer
-        assert "Play/pause" in footer and "Next change" in footer
+        assert "Play/pause" in footer and "Next change" in footer and "palette" in footer   # nothing pushed off
 
 
 async def test_state_changes_are_found_both_ways_and_steps_move_one_frame(recording):
@@ -201,6 +201,18 @@ async def test_an_attached_viewer_follows_the_recording_as_it_grows(tmp_path):
         await pilot.press("f")                   # ...and f goes back to it
         text = await shown(app, pilot)
         assert app.feed.cursor == START + 6 and "ATTACHED" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("quiet, says", [(2.0, False), (60.0, True)], ids=["fresh", "daemon-gone"])
+async def test_an_attached_viewer_says_so_when_the_recording_stops_growing(tmp_path, quiet, says):
+    """The newest frame shown as if it were now, after the daemon died, would be a green
+    screen over a fleet nobody watches: past three intervals the header says how long."""
+    path = tmp_path / "live.sqlite"
+    write_fleet(path, seconds=5)
+    app = replay(path, follow=True, wall=lambda: START + 4 + quiet)
+    async with app.run_test(size=(160, 40)) as pilot:
+        top = (await shown(app, pilot)).splitlines()[0]
+        assert ("NO NEW FRAME FOR 1m (daemon stopped?)" in top) is says and "ATTACHED" in top, top
 
 
 @pytest.mark.parametrize("args, message", [

@@ -37,8 +37,9 @@ def _clock(at: float) -> str:
 def render(view: TimelineView | None, width: int, ascii_only: bool = False) -> Text:
     if view is None:
         return Text(" the recording is empty: nothing to replay yet", style="dim")
+    # "||", not U+23F8: that glyph is missing from many terminal fonts.
     mode = "LIVE" if view.following else (f"{'>' if ascii_only else '▶'} {view.speed}x" if view.playing
-                                         else ("||" if ascii_only else "⏸") + f" {view.speed}x")
+                                         else f"|| {view.speed}x")
     head = Text(f" {mode:<7} {_clock(view.start)} ", style="bold")
     tail = Text(f" {_clock(view.end)}  {len(view.changes)} change{'s' if len(view.changes) != 1 else ''}  ")
     hints = Text(HINTS if not ascii_only else HINTS.replace("←/→", "left/right"), style="dim")

@@ -33,8 +33,10 @@ class ReplayFeed:
     over a recording, plus the timeline's controls."""
 
     def __init__(self, recording: Recording, *, follow: bool = False, start_at: float | None = None,
-                 speed: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
+                 speed: int = 1, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.recording = recording
+        self._wall = wall
         self.follow = follow
         self._clock = clock
         self.speed = speed if speed in SPEEDS else 1
@@ -162,6 +164,16 @@ class ReplayFeed:
 
     def slower(self) -> None:
         self.speed = next((s for s in reversed(SPEEDS) if s < self.speed), SPEEDS[0])
+
+    def silence(self) -> float | None:
+        """Following: how long the recording has gone without a new frame, when that is
+        more than three snapshot intervals (the daemon stopped, or its disk is full); a
+        viewer must not show the last frame as if it were now. None otherwise."""
+        span = self.recording.span()
+        if not self.follow or span is None:
+            return None
+        quiet = self._wall() - span[1]
+        return quiet if quiet > 3 * self.interval + 2.0 else None
 
     def follow_latest(self) -> None:
         self.follow, self._playing_since = True, None
