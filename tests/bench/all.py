@@ -106,7 +106,11 @@ def main() -> int:
             extra += ["--runs", str(args.runs)]
         if name == "load" and args.window:
             extra += ["--window", str(args.window)]
-        results.append((name, *run(name, bench, extra)))
+        try:
+            results.append((name, *run(name, bench, extra)))
+        except KeyboardInterrupt:
+            print(f"\n# interrupted during {name} (it was given 120 s to take down what it started)", flush=True)
+            return 130
 
     print(f"\n# ==== every table, {(time.monotonic() - started) / 60:.0f} min in all; {machine()}")
     for name, status, tables, seconds in results:

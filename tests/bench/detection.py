@@ -16,7 +16,10 @@ breakers through Prometheus, and a 1 MiB lag ceiling (`max_lag_bytes`) on replic
 call the state word of every row is read from the panels' tables (the text the screen
 paints); the time is taken once that paint is done (`call_after_refresh`). So a figure
 includes the view's own cadence: the app repaints once per tick, just after the poll
-grid ticks, not the moment a probe answers.
+grid ticks, not the moment a probe answers. Beside it, the engine's own time: its
+snapshot after every sample of the fault's target (what the screen would show if it
+painted at once), and a line saying where in the poll interval the view's snapshots and
+paints land.
 
 Each run waits for the row to show OK, waits a random part of an interval (faults land
 anywhere in the poll cycle), injects the fault, records the first paint showing the
@@ -120,7 +123,11 @@ class ScreenWatch(Timeline):
         self.app = app
         original = app.refresh_view
 
+        self.asked: list[float] = []       # when refresh_view ran (its paint follows)
+
         def refresh_view(tick: bool = True) -> None:
+            self.asked.append(time.monotonic())
+            del self.asked[:-2000]
             original(tick)
             shown = self._read()
             app.call_after_refresh(lambda: self.note(shown))
@@ -150,6 +157,19 @@ class ScreenWatch(Timeline):
         snap = self.app.snapshot
         found = next((c for c in snap.components if c.target == target and c.name == name), None) if snap else None
         return (found.reason or "") if found else ""
+
+
+def view_phases(watch: ScreenWatch, engine) -> str:
+    """Where in each poll interval the view takes its snapshot and where the paint lands,
+    measured from the engine's grid tick (the app asks for VIEW_SETTLE_S after it)."""
+    p = engine.interval
+
+    def phases(times: list[float]) -> str:
+        values = [(t - engine.epoch) % p for t in times[5:]]     # past the first frames
+        return f"p50 {_seconds(percentile(values, 50))} / p99 {_seconds(percentile(values, 99))} s"
+
+    return (f"view: snapshot taken {phases(watch.asked)}, painted {phases([t for t, _ in watch.entries])} "
+            f"after each poll-grid tick")
 
 
 class EngineWatch(Timeline):
@@ -466,7 +486,7 @@ async def run_faults(config_path: Path, b_args: dict, selected: list[str], runs:
         finally:
             bench.resume_all()
             await _proxy_clear(bench)
-    return chosen, p, d
+    return chosen, p, d, view_phases(bench.watch, app.engine)
 
 
 def main() -> int:
@@ -503,7 +523,7 @@ def main() -> int:
         b_args = dict(lab=lab, cluster=cluster, proxy=proxy, service_url=f"http://127.0.0.1:{service.port}",
                       admin_token=(lab.dir / "secrets" / "admin_token").read_text().strip(),
                       prometheus=prometheus_url is not None)
-        results, p, d = asyncio.run(run_faults(config_path, b_args, selected, args.runs, log))
+        results, p, d, view = asyncio.run(run_faults(config_path, b_args, selected, args.runs, log))
     finally:
         if proxy is not None:
             proxy.stop()
@@ -516,6 +536,7 @@ def main() -> int:
           f"(p99 of fewer than 100 runs is the worst run); {(time.monotonic() - started) / 60:.1f} min; "
           f"{machine()}")
     print(report(results, p, d, scrape, args.runs))
+    print(view)
     return 0
 
 

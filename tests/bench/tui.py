@@ -83,7 +83,8 @@ except ImportError:  # pragma: no cover - a bench dependency, not the project's
     sys.exit("tests/bench/tui.py needs pyte in this interpreter: .venv/bin/pip install pyte")
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCALEDASH = ROOT / ".venv" / "bin" / "scaledash"
+# The console script of the venv running this bench (make's .venv, or a checkout's own).
+SCALEDASH = Path(sys.executable).with_name("scaledash")
 PGA_VENV = Path("/tmp/pga")
 TERM = "xterm-256color"
 STARTUP_SIZE = (120, 40)
