@@ -29,8 +29,10 @@ test-fast: venv
 fuzz: venv
 	SCALEDASH_FUZZ_PROFILE=long $(BIN)/python -m pytest -q -p no:randomly --timeout=0 tests/test_fuzz.py
 
+# Every benchmark table (tests/bench/all.py): detection latency, load on the primary, the
+# TUI against pg_activity, the poll round. BENCH="--quick" or BENCH="--only detection,load".
 bench: venv
-	$(BIN)/python tests/bench/poll_round.py
+	$(BIN)/python tests/bench/all.py $(BENCH)
 
 venv: $(STAMP)
 

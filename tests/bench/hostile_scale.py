@@ -43,6 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+from figures import percentile  # noqa: E402
+
 SERVER = r'''
 import gzip, sys, zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,13 +83,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 # ------------------------------------------------------------------ one row, in a child process

@@ -75,13 +75,16 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from figures import loadavg, process_tree, table  # noqa: E402
+
 try:
     import pyte
 except ImportError:  # pragma: no cover - a bench dependency, not the project's
     sys.exit("tests/bench/tui.py needs pyte in this interpreter: .venv/bin/pip install pyte")
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCALEDASH = ROOT / ".venv" / "bin" / "scaledash"
+# The console script of the venv running this bench (make's .venv, or a checkout's own).
+SCALEDASH = Path(sys.executable).with_name("scaledash")
 PGA_VENV = Path("/tmp/pga")
 TERM = "xterm-256color"
 STARTUP_SIZE = (120, 40)
@@ -120,28 +123,6 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2:].split()
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                out += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-    except FileNotFoundError:
-        pass
-    return out
-
-
-def process_tree(pid: int) -> list[int]:
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo += _children(p)
-    return tree
-
-
 def cpu_seconds(pid: int) -> float:
     """utime+stime of pid and its live descendants, plus cutime+cstime of reaped children."""
     total = 0.0
@@ -166,10 +147,6 @@ def rss_mb(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             pass
     return kb / 1024
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 # ============================================================================ pty
@@ -590,13 +567,6 @@ def _startup_cell(values: list[float]) -> str:
 
 def _kb(bps: float) -> str:
     return f"{bps / 1024:.2f} KB/s"
-
-
-def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: " | ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    sep = "-+-".join("-" * w for w in widths)
-    return "\n".join([line(header), sep, *(line(r) for r in rows)])
 
 
 def met(ok: bool | None) -> str:
