@@ -32,6 +32,7 @@ fuzz: venv
 # Every benchmark table (tests/bench/all.py): detection latency, load on the primary, the
 # TUI against pg_activity, the poll round. BENCH="--quick" or BENCH="--only detection,load".
 bench: venv
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python tests/bench/all.py $(BENCH)
 
 venv: $(STAMP)

@@ -7,7 +7,7 @@ Run on demand (not collected by pytest):
     .venv/bin/python tests/bench/tui.py --minutes 5 --save-output /tmp/tui-bytes
 
 Needs `pyte` (a terminal emulator, to see what is on the screen) in the interpreter that
-runs this script: `.venv/bin/pip install pyte`. pg_activity runs from its own venv
+runs this script (`make bench` installs it: the `bench` extra; or `.venv/bin/pip install pyte`). pg_activity runs from its own venv
 (default /tmp/pga; created with pip when missing: `python3 -m venv /tmp/pga &&
 /tmp/pga/bin/pip install pg_activity 'psycopg[binary]'`).
 
