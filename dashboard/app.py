@@ -19,7 +19,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from dashboard.config import Config
 from dashboard.drills_screen import DrillsAppMixin
@@ -31,6 +31,7 @@ from widgets.bars import Banner, KpiBar, TopBar
 from widgets.drills import DrillTimeline
 from widgets.rows import PANELS, RowContext
 from widgets.event_log import EventLog
+from widgets.footer import KeyFooter
 from widgets.panel import ComponentPanel, ComponentSelected
 from widgets.row_table import RowTable
 from widgets.sources import SourceList
@@ -110,7 +111,7 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
             yield DrillTimeline(id="drill-timeline")
         yield Static("terminal too small: make it at least 60x16", id="too-small")
         yield Input(placeholder="filter rows by name, kind or state (Esc clears)", id="filter", disabled=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         if self.autostart:   # tests drive the engine themselves, frame by frame
