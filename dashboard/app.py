@@ -10,6 +10,7 @@ way): it goes through `crash.report`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         self._ticks = 0
         self._main_parts: MainParts | None = None
         self._redraw_pending = False
+        self._heap_frozen = False
 
     # ------------------------------------------------------------------ layout
 
@@ -130,6 +132,8 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
             self.set_timer(delay, self.refresh_view)
 
     async def on_unmount(self) -> None:
+        if self._heap_frozen:
+            gc.unfreeze()      # tests run many apps in one process: hand their objects back
         await self.cancel_suites()
         await self.engine.close()
 
@@ -143,8 +147,22 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         self._timer = self.set_timer(period - since, self._start_ticking)
 
     def _start_ticking(self) -> None:
+        self._freeze_startup_heap()
         self.refresh_view()
         self._timer = self.set_interval(min(self.engine.interval, 1.0), self.refresh_view)
+
+    def _freeze_startup_heap(self) -> None:
+        """Leave what start-up built (Textual, the drivers, the first frame: ~100k objects)
+        out of every later full garbage collection. Each full collection walks every tracked
+        object while the loop waits; the dashboard's own garbage (strips, HTTP responses)
+        sets one off every few seconds. On the lab (tests/bench/hostile_scale.py, a loaded
+        2-core machine) they took 80-190 ms each, and a key that came during one waited that
+        long; after the freeze 5-60 ms. The young generations are collected first, so
+        little garbage is kept for good (objects freed by their count still go at once)."""
+        if not self._heap_frozen:
+            gc.collect(1)
+            gc.freeze()
+            self._heap_frozen = True
 
     def on_resize(self, event) -> None:
         self._fit(event.size.width, event.size.height)
