@@ -17,7 +17,6 @@ sample: the gauge's own, else the evaluation time. The engine ages rows from the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -29,6 +28,7 @@ from dashboard.presets.base import Series, too_many_series
 from dashboard.probes.base import ProbeError, tls_verification_failure, with_hit_rate_floor
 from dashboard.probes.body import ACCEPT_ENCODING, PIECE, CappedBody
 from dashboard.probes.http import basic_auth
+from dashboard.probes.offloop import OneThread
 from dashboard.redact import sanitize
 
 
@@ -90,7 +90,7 @@ class PrometheusProbe:
         self._query, self._rated = round_query(self._preset, target.rate_window, target.job)
         self._client = None
         self._envelope = _Envelope()
-        self._busy = threading.Lock()
+        self._worker = OneThread(f"prometheus:{self.target}", "previous Prometheus query still running (skipped)")
 
     def _connect(self):
         # Imported here: it costs ~130 ms and most configs have no Prometheus source.
@@ -171,18 +171,8 @@ class PrometheusProbe:
             raise ProbeError(Failure.ERROR, f"Prometheus: {type(exc).__name__}") from None
         return [_with_time(s, times) for s in series], up, list(self._envelope.warnings)
 
-    def _guarded_round(self):
-        # A thread cannot be cancelled: if the last round overran its deadline and is
-        # still running, skip rather than pile up threads.
-        if not self._busy.acquire(blocking=False):
-            raise ProbeError(Failure.ERROR, "previous Prometheus query still running (skipped)")
-        try:
-            return self._round()
-        finally:
-            self._busy.release()
-
     async def collect(self) -> list[Reading]:
-        series, up, warnings = await asyncio.to_thread(self._guarded_round)
+        series, up, warnings = await self._worker.run(self._round)
         self.warning = "; ".join(warnings)[:160] or None
         readings = with_hit_rate_floor(self._preset.interpret(series, self.target), self._config.min_hit_rate)
         if up and all(v == 0 for v in up):
