@@ -10,9 +10,11 @@ way): it goes through `crash.report`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -25,6 +27,7 @@ from textual.widgets import Input, Static
 from dashboard.config import Config
 from dashboard.drills_screen import DrillsAppMixin
 from dashboard.engine import Engine
+from dashboard.hangup import HangUpWatch
 from dashboard.model import Snapshot
 from dashboard.screens import DetailScreen, HelpScreen
 from dashboard.suites_screen import SuitesAppMixin
@@ -43,6 +46,7 @@ INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 VIEW_SETTLE_S = 0.15     # after a grid tick, when most probes of that tick have answered
 SPARK_EVERY = 5          # ticks between sparkline redraws: a shifting trend repaints its row
 SOURCE_LINES, TALL_HEIGHT = 3, 40   # lines for sources in trouble (twice that on tall terminals)
+HANG_UP_SUITE_GRACE_S = 1.0         # SIGTERM -> SIGKILL for a suite's processes once the terminal is gone
 
 
 @dataclass
@@ -95,6 +99,8 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         self._main_parts: MainParts | None = None
         self._redraw_pending = False
         self._heap_frozen = False
+        self.hang_up_watch: HangUpWatch | None = None
+        self.suite_grace_s: float | None = None     # quitting: the suites' own grace unless the terminal is gone
 
     # ------------------------------------------------------------------ layout
 
@@ -120,10 +126,24 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
             self.call_after_refresh(self._start_polling)     # the first frame first
         self.call_after_refresh(self.start_drills)          # last failover, drills still running
         self._fit(self.size.width, self.size.height)
+        loop = asyncio.get_running_loop()
+
+        def on_hang_up() -> None:       # from the signal handler or the watch's thread
+            with contextlib.suppress(RuntimeError):     # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._hang_up)
+
+        self.hang_up_watch = HangUpWatch(on_hang_up)
         try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            loop.add_signal_handler(signal.SIGHUP, self.hang_up_watch.hung_up)
         except (NotImplementedError, RuntimeError, ValueError):
             pass   # not the main thread (tests): SSH drops are then the driver's business
+        if not self.is_headless:
+            self.hang_up_watch.watch(sys.__stdin__.fileno() if sys.__stdin__ else 2)
+
+    def _hang_up(self) -> None:
+        """The terminal is gone: exit, with suites stopped quickly (hangup.py bounds the rest)."""
+        self.suite_grace_s = HANG_UP_SUITE_GRACE_S
+        self.exit()
 
     def _start_polling(self) -> None:
         self.engine.start()
@@ -134,7 +154,7 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
     async def on_unmount(self) -> None:
         if self._heap_frozen:
             gc.unfreeze()      # tests run many apps in one process: hand their objects back
-        await self.cancel_suites()
+        await self.cancel_suites(self.suite_grace_s)
         await self.engine.close()
 
     def _restart_timer(self) -> None:
@@ -360,10 +380,12 @@ def build_app(config: Config, *, readonly: bool = False, engine: Engine | None =
 
 
 def run_app(config: Config, readonly: bool = False) -> int:
-    import sys
-
     app = build_app(config, readonly=readonly)
-    app.run()
+    try:
+        app.run()
+    finally:
+        if app.hang_up_watch is not None:
+            app.hang_up_watch.stop()
     line = getattr(app, "crash_line", None)
     if line:
         print(line, file=sys.stderr)

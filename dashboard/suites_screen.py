@@ -359,7 +359,8 @@ class SuitesAppMixin:
         if isinstance(self.screen, SuitesScreen):
             self.screen.refresh_view()
 
-    async def cancel_suites(self) -> None:
-        """Quitting: no suite process may outlive the app."""
+    async def cancel_suites(self, grace_s: float | None = None) -> None:
+        """Quitting: no suite process may outlive the app. `grace_s`: SIGTERM -> SIGKILL, if
+        shorter than the suites' own (the terminal is gone: the app has seconds to end)."""
         if self._suite_session is not None:
-            await self._suite_session.cancel_all()
+            await self._suite_session.cancel_all(grace_s)
