@@ -100,7 +100,6 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         self._redraw_pending = False
         self._heap_frozen = False
         self.hang_up_watch: HangUpWatch | None = None
-        self.suite_grace_s: float | None = None     # quitting: the suites' own grace unless the terminal is gone
 
     # ------------------------------------------------------------------ layout
 
@@ -142,7 +141,7 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
 
     def _hang_up(self) -> None:
         """The terminal is gone: exit, with suites stopped quickly (hangup.py bounds the rest)."""
-        self.suite_grace_s = HANG_UP_SUITE_GRACE_S
+        self.hurry_suites(HANG_UP_SUITE_GRACE_S)
         self.exit()
 
     def _start_polling(self) -> None:
@@ -154,7 +153,7 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
     async def on_unmount(self) -> None:
         if self._heap_frozen:
             gc.unfreeze()      # tests run many apps in one process: hand their objects back
-        await self.cancel_suites(self.suite_grace_s)
+        await self.cancel_suites()
         await self.engine.close()
 
     def _restart_timer(self) -> None:

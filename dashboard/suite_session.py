@@ -74,13 +74,16 @@ class SuiteSession:
         found = self.history.get(name)
         return found[-1] if found else None
 
-    async def cancel_all(self, grace_s: float | None = None) -> None:
-        """Cancel every running suite and wait until no process of theirs is left; `grace_s`,
-        when given, shortens each run's SIGTERM -> SIGKILL grace."""
+    def hurry(self, grace_s: float) -> None:
+        """The app must end within seconds (its terminal is gone): every running suite gets
+        at most `grace_s` from SIGTERM to SIGKILL when it is stopped."""
+        for live in self.live.values():
+            live.run.grace_s = min(live.run.grace_s, grace_s)
+
+    async def cancel_all(self) -> None:
+        """Cancel every running suite and wait until no process of theirs is left."""
         lives = list(self.live.values())
         for live in lives:
-            if grace_s is not None:
-                live.run.grace_s = min(live.run.grace_s, grace_s)
             live.run.cancel()
         for live in lives:
             with contextlib.suppress(asyncio.TimeoutError):   # a start that hangs has no group yet

@@ -359,8 +359,13 @@ class SuitesAppMixin:
         if isinstance(self.screen, SuitesScreen):
             self.screen.refresh_view()
 
-    async def cancel_suites(self, grace_s: float | None = None) -> None:
-        """Quitting: no suite process may outlive the app. `grace_s`: SIGTERM -> SIGKILL, if
-        shorter than the suites' own (the terminal is gone: the app has seconds to end)."""
+    async def cancel_suites(self) -> None:
+        """Quitting: no suite process may outlive the app."""
         if self._suite_session is not None:
-            await self._suite_session.cancel_all(grace_s)
+            await self._suite_session.cancel_all()
+
+    def hurry_suites(self, grace_s: float) -> None:
+        """The terminal is gone and the app has seconds to end: running suites are stopped
+        with at most `grace_s` from SIGTERM to SIGKILL (before quitting cancels them)."""
+        if self._suite_session is not None:
+            self._suite_session.hurry(grace_s)

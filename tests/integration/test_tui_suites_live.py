@@ -153,6 +153,34 @@ async def test_leaving_the_screen_keeps_the_run_and_quitting_the_app_stops_its_w
     assert group_members(pgid) == [] and not alive(child)
 
 
+
+STUBBORN_TESTS = '''
+import os, signal, time
+from pathlib import Path
+
+def test_ignores_sigterm():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Path(__file__).with_name("stubborn.pid").write_text(str(os.getpid()))
+    time.sleep(300)
+'''
+
+
+async def test_a_hang_up_stops_a_suite_that_ignores_sigterm_within_case_39s_five_seconds(tmp_path):
+    """Quitting gives a suite 5 s from SIGTERM to SIGKILL; once the terminal is gone the
+    whole process has 5 s (RELIABILITY.md 39), so a suite gets 1 s, and none outlives the app."""
+    stubborn = make_suite(tmp_path, "stubborn", {"test_stubborn.py": STUBBORN_TESTS})
+    app = app_with_suites(tmp_path, {"stubborn": stubborn})
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_suite(app, pilot, "stubborn")
+        await pilot.press("enter")
+        await until(pilot, lambda: (stubborn / "stubborn.pid").exists(), what="the suite ignoring SIGTERM")
+        pgid = app.suite_session.live["stubborn"].run.pgid
+        hung_up = time.monotonic()
+        app._hang_up()              # what SIGHUP or the dead terminal calls (dashboard/hangup.py)
+    assert time.monotonic() - hung_up < 5.0
+    assert group_members(pgid) == []
+
+
 async def test_a_load_suite_runs_once_confirmed_and_its_result_lands_with_the_screen_closed(tmp_path):
     shipped = tmp_path / "shipped"
     make_suite(shipped, "hammer", {"test_hammer.py": "import time\nfrom pathlib import Path\n\ndef test_mark():\n"
