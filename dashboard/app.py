@@ -10,8 +10,11 @@ way): it goes through `crash.report`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -19,11 +22,12 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from dashboard.config import Config
 from dashboard.drills_screen import DrillsAppMixin
 from dashboard.engine import Engine
+from dashboard.hangup import HangUpWatch
 from dashboard.model import Snapshot
 from dashboard.recording import Recorder
 from dashboard.redact import safe_message
@@ -33,6 +37,7 @@ from widgets.bars import Banner, KpiBar, TopBar
 from widgets.drills import DrillTimeline
 from widgets.rows import PANELS, RowContext
 from widgets.event_log import EventLog
+from widgets.footer import KeyFooter
 from widgets.panel import ComponentPanel, ComponentSelected
 from widgets.row_table import RowTable
 from widgets.sources import SourceList
@@ -43,6 +48,7 @@ INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 VIEW_SETTLE_S = 0.15     # after a grid tick, when most probes of that tick have answered
 SPARK_EVERY = 5          # ticks between sparkline redraws: a shifting trend repaints its row
 SOURCE_LINES, TALL_HEIGHT = 3, 40   # lines for sources in trouble (twice that on tall terminals)
+HANG_UP_SUITE_GRACE_S = 1.0         # SIGTERM -> SIGKILL for a suite's processes once the terminal is gone
 
 
 @dataclass
@@ -97,6 +103,8 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         self._ticks = 0
         self._main_parts: MainParts | None = None
         self._redraw_pending = False
+        self._heap_frozen = False
+        self.hang_up_watch: HangUpWatch | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -115,17 +123,31 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
             yield DrillTimeline(id="drill-timeline")
         yield Static("terminal too small: make it at least 60x16", id="too-small")
         yield Input(placeholder="filter rows by name, kind or state (Esc clears)", id="filter", disabled=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         if self.autostart:   # tests drive the engine themselves, frame by frame
             self.call_after_refresh(self._start_polling)     # the first frame first
         self.call_after_refresh(self.start_drills)          # last failover, drills still running
         self._fit(self.size.width, self.size.height)
+        loop = asyncio.get_running_loop()
+
+        def on_hang_up() -> None:       # from the signal handler or the watch's thread
+            with contextlib.suppress(RuntimeError):     # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._hang_up)
+
+        self.hang_up_watch = HangUpWatch(on_hang_up)
         try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            loop.add_signal_handler(signal.SIGHUP, self.hang_up_watch.hung_up)
         except (NotImplementedError, RuntimeError, ValueError):
             pass   # not the main thread (tests): SSH drops are then the driver's business
+        if not self.is_headless:
+            self.hang_up_watch.watch(sys.__stdin__.fileno() if sys.__stdin__ else 2)
+
+    def _hang_up(self) -> None:
+        """The terminal is gone: exit, with suites stopped quickly (hangup.py bounds the rest)."""
+        self.hurry_suites(HANG_UP_SUITE_GRACE_S)
+        self.exit()
 
     def _start_polling(self) -> None:
         self.engine.start()
@@ -134,6 +156,8 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
             self.set_timer(delay, self.refresh_view)
 
     async def on_unmount(self) -> None:
+        if self._heap_frozen:
+            gc.unfreeze()      # tests run many apps in one process: hand their objects back
         await self.cancel_suites()
         await self.engine.close()
         if self.recorder is not None:
@@ -149,8 +173,22 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         self._timer = self.set_timer(period - since, self._start_ticking)
 
     def _start_ticking(self) -> None:
+        self._freeze_startup_heap()
         self.refresh_view()
         self._timer = self.set_interval(min(self.engine.interval, 1.0), self.refresh_view)
+
+    def _freeze_startup_heap(self) -> None:
+        """Leave what start-up built (Textual, the drivers, the first frame: ~100k objects)
+        out of every later full garbage collection. Each full collection walks every tracked
+        object while the loop waits; the dashboard's own garbage (strips, HTTP responses)
+        sets one off every few seconds. On the lab (tests/bench/hostile_scale.py, a loaded
+        2-core machine) they took 80-190 ms each, and a key that came during one waited that
+        long; after the freeze 5-60 ms. The young generations are collected first, so
+        little garbage is kept for good (objects freed by their count still go at once)."""
+        if not self._heap_frozen:
+            gc.collect(1)
+            gc.freeze()
+            self._heap_frozen = True
 
     def on_resize(self, event) -> None:
         self._fit(event.size.width, event.size.height)
@@ -372,10 +410,12 @@ def build_app(config: Config, *, readonly: bool = False, engine: Engine | None =
 
 
 def run_app(config: Config, readonly: bool = False, recorder: Recorder | None = None) -> int:
-    import sys
-
     app = build_app(config, readonly=readonly, recorder=recorder)
-    app.run()
+    try:
+        app.run()
+    finally:
+        if app.hang_up_watch is not None:
+            app.hang_up_watch.stop()
     line = getattr(app, "crash_line", None)
     if line:
         print(line, file=sys.stderr)

@@ -20,10 +20,11 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Button, Input, Static
 
 from dashboard.model import State
 from dashboard.redact import sanitize
+from widgets.footer import KeyFooter
 from widgets.drills import NEVER, RUNNING, DrillRow, DrillTable, DrillTimeline, verdict_text
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class DrillsScreen(Screen):
         yield Static("Drills", id="drills-title")
         yield DrillTable(id="drills-table")
         yield Static(id="drills-detail")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_view()

@@ -8,12 +8,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from dashboard import format as fmt
 from dashboard.model import Component, Snapshot
 from dashboard.output import figure_text
 from dashboard.redact import sanitize
+from widgets.footer import KeyFooter
 from widgets.rows import figures_last_known
 from widgets.sparkline import spark
 from widgets.style import state_text
@@ -63,7 +64,7 @@ class DetailScreen(Screen):
             yield Static(id="detail-head")
             yield Static(id="detail-charts")
             yield Static(id="detail-figures")
-        yield Footer()
+        yield KeyFooter()
 
     def show(self, snap: Snapshot, interval: float, ascii_only: bool) -> None:
         component = next((c for c in snap.components if "|".join(c.key) == self.key), None)

@@ -74,6 +74,12 @@ class SuiteSession:
         found = self.history.get(name)
         return found[-1] if found else None
 
+    def hurry(self, grace_s: float) -> None:
+        """The app must end within seconds (its terminal is gone): every running suite gets
+        at most `grace_s` from SIGTERM to SIGKILL when it is stopped."""
+        for live in self.live.values():
+            live.run.grace_s = min(live.run.grace_s, grace_s)
+
     async def cancel_all(self) -> None:
         """Cancel every running suite and wait until no process of theirs is left."""
         lives = list(self.live.values())

@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from dashboard.model import State
 from dashboard.redact import describe_error, safe_message, sanitize
@@ -34,6 +34,7 @@ from dashboard.suites.environment import referenced_env_names
 from dashboard.suites.invocation import SuiteUnavailable
 from dashboard.suites.results import SuiteResult, Verdict
 from dashboard.suites.runner import SuiteRun
+from widgets.footer import KeyFooter
 from widgets.suites import (NEVER, NOT_RUN, RUNNING, SuiteDetail, SuiteLog, SuiteRow, SuiteTable, counts_text,
                             history_line, not_run_text, progress_text, result_text,
                             short_counts)
@@ -142,7 +143,7 @@ class SuitesScreen(Screen):
         log = SuiteLog(LOG_LINES, id="suites-log")
         log.can_focus = False      # the screen has the keys: arrows move the selection
         yield log
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_view()
@@ -362,3 +363,9 @@ class SuitesAppMixin:
         """Quitting: no suite process may outlive the app."""
         if self._suite_session is not None:
             await self._suite_session.cancel_all()
+
+    def hurry_suites(self, grace_s: float) -> None:
+        """The terminal is gone and the app has seconds to end: running suites are stopped
+        with at most `grace_s` from SIGTERM to SIGKILL (before quitting cancels them)."""
+        if self._suite_session is not None:
+            self._suite_session.hurry(grace_s)

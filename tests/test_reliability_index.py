@@ -101,7 +101,9 @@ COVERED_BY: dict[int, list[str]] = {
     36: ["tests/integration/test_config_keys.py::test_insecure_lets_a_self_signed_tls_server_pass"],
     37: [f"{_TUI}::test_any_terminal_size_draws_without_crashing", f"{_TUI}::test_a_resize_storm_keeps_polling"],
     38: ["tests/integration/test_tui_terminal.py::test_state_words_survive_c_locale_no_color_and_dumb_terminals"],
-    39: ["tests/integration/test_tui_terminal.py::test_ssh_drop_ends_the_process_within_5s_without_spinning"],
+    39: ["tests/integration/test_tui_terminal.py::test_ssh_drop_ends_the_process_within_5s_without_spinning",
+         "tests/integration/test_tui_terminal.py::test_ssh_drop_without_a_sighup_still_ends_the_process_within_5s_without_spinning",
+         "tests/integration/test_tui_terminal.py::test_ssh_drop_on_the_lab_ends_the_process_within_5s_without_spinning"],
     40: [f"{_TUI}::test_key_mashing_and_a_huge_paste_do_not_end_the_app",
          f"{_TUI_DRILLS}::test_ctrl_c_asks_while_a_drill_runs_and_says_it_keeps_running_and_rolls_back"],
 }

@@ -19,7 +19,6 @@ sample: the gauge's own, else the evaluation time. The engine ages rows from the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -32,6 +31,7 @@ from dashboard.probes.abortable import AbortableAdapter, Call
 from dashboard.probes.base import MID_RESPONSE, ProbeError, tls_verification_failure, with_hit_rate_floor
 from dashboard.probes.body import ACCEPT_ENCODING, PIECE, CappedBody
 from dashboard.probes.http import basic_auth
+from dashboard.probes.offloop import OneThread
 from dashboard.redact import sanitize
 
 
@@ -93,7 +93,7 @@ class PrometheusProbe:
         self._query, self._rated = round_query(self._preset, target.rate_window, target.job)
         self._client = None
         self._envelope = _Envelope()
-        self._busy = threading.Lock()
+        self._worker = OneThread(f"prometheus:{self.target}", "previous Prometheus query still running (skipped)")
         self._call: Call | None = None        # the round in flight, for close() to end
 
     def _connect(self):
@@ -171,20 +171,12 @@ class PrometheusProbe:
             raise _round_failure(exc, call.aborted) from None
         return [_with_time(s, times) for s in series], up, list(self._envelope.warnings)
 
-    def _guarded_round(self, call: Call):
-        # A thread cannot be cancelled: if the last round is still running (it ends
-        # within moments of an abort), skip rather than pile up threads.
-        if not self._busy.acquire(blocking=False):
-            raise ProbeError(Failure.ERROR, "previous Prometheus query still running (skipped)")
-        try:
-            return self._round(call)
-        finally:
-            self._busy.release()
-
     async def collect(self) -> list[Reading]:
+        # One round at a time, in a daemon thread (offloop.OneThread: a round cannot hold
+        # the process open at exit); the engine's deadline aborts the request in it.
         call = self._call = Call()
         try:
-            series, up, warnings = await asyncio.to_thread(self._guarded_round, call)
+            series, up, warnings = await self._worker.run(lambda: self._round(call))
         except asyncio.CancelledError:
             call.abort()           # the engine's deadline: end the request in its thread too
             raise

@@ -9,9 +9,6 @@ refused while it streams, once past the cap (SeriesWatch), and never decoded or 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import httpx
 
 from dashboard.config import SourceTarget
@@ -22,6 +19,7 @@ from dashboard.presets.exposition import (ExpositionError, SeriesWatch, TooManyS
 from dashboard.presets.base import too_many_series
 from dashboard.probes.base import ProbeError, with_hit_rate_floor
 from dashboard.probes.http import basic_auth, make_client, read_capped, transport_failure
+from dashboard.probes.offloop import OneThread
 from dashboard.redact import sanitize
 
 # Above this a body is parsed off the event loop. The fast path parses ~0.3 MB (~6k
@@ -40,9 +38,7 @@ class ScrapeProbe:
         self._families = family_prefixes(self._preset.METRICS)
         self.insecure = target.insecure        # shown as a badge wherever this target is
         self._client = make_client(deadline, target.insecure, basic_auth(target))
-        # A thread cannot be cancelled: one still parsing when its round was cut at the
-        # deadline makes the next round skip rather than pile up threads.
-        self._parsing = threading.Lock()
+        self._parser = OneThread(f"scrape:{self.target}", "previous body still being parsed (skipped)")
 
     async def collect(self) -> list[Reading]:
         try:
@@ -58,16 +54,8 @@ class ScrapeProbe:
         if status != 200:
             raise ProbeError(Failure.ERROR, f"HTTP {status}: {sanitize(body[:200].decode('utf-8', 'replace'), 60)}")
         if len(body) > PARSE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(self._guarded_read, body)
+            return await self._parser.run(lambda: self._read(body))
         return self._read(body)
-
-    def _guarded_read(self, body: bytes) -> list[Reading]:
-        if not self._parsing.acquire(blocking=False):
-            raise ProbeError(Failure.ERROR, "previous body still being parsed (skipped)")
-        try:
-            return self._read(body)
-        finally:
-            self._parsing.release()
 
     def _read(self, body: bytes) -> list[Reading]:
         """The readings of one body (on the loop or in a thread: touches no shared state)."""

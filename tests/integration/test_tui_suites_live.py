@@ -76,6 +76,14 @@ async def open_suite(app: ScaledashApp, pilot, name: str) -> None:
     assert app.screen.selected().name == name
 
 
+async def start_suite(app: ScaledashApp, pilot, name: str, marker: Path, what: str) -> int:
+    """Run the suite `name` with keys until it writes `marker`; its process group id."""
+    await open_suite(app, pilot, name)
+    await pilot.press("enter")
+    await until(pilot, marker.exists, what=what)
+    return app.suite_session.live[name].run.pgid
+
+
 async def test_a_suite_run_with_keys_shows_live_output_then_failed_naming_the_test_in_history_and_events(
         tmp_path):
     demo = make_suite(tmp_path, "demo", {"test_demo.py": DEMO})
@@ -113,10 +121,7 @@ async def test_cancel_mid_run_leaves_no_process_while_the_dashboard_keeps_pollin
     app = app_with_suites(tmp_path, {"sleepy": sleepy, "other": other})
     async with app.run_test(size=(140, 44)) as pilot:
         app.engine.start()
-        await open_suite(app, pilot, "sleepy")
-        await pilot.press("enter")
-        await until(pilot, lambda: (sleepy / "child.pid").exists(), what="the suite's child")
-        pgid = app.suite_session.live["sleepy"].run.pgid
+        pgid = await start_suite(app, pilot, "sleepy", sleepy / "child.pid", "the suite's child")
         child = int((sleepy / "child.pid").read_text())
         assert alive(child) and group_members(pgid)
         await until(pilot, lambda: "0/1 tests" in screen_text(app), what="the progress line")
@@ -137,10 +142,7 @@ async def test_leaving_the_screen_keeps_the_run_and_quitting_the_app_stops_its_w
     sleepy = make_suite(tmp_path, "sleepy", {"test_sleepy.py": SLEEPY_TESTS})
     app = app_with_suites(tmp_path, {"sleepy": sleepy})
     async with app.run_test(size=(140, 44)) as pilot:
-        await open_suite(app, pilot, "sleepy")
-        await pilot.press("enter")
-        await until(pilot, lambda: (sleepy / "child.pid").exists(), what="the suite's child")
-        pgid = app.suite_session.live["sleepy"].run.pgid
+        pgid = await start_suite(app, pilot, "sleepy", sleepy / "child.pid", "the suite's child")
         child = int((sleepy / "child.pid").read_text())
         await pilot.press("escape")
         await pilot.pause(0.5)
@@ -151,6 +153,31 @@ async def test_leaving_the_screen_keeps_the_run_and_quitting_the_app_stops_its_w
         assert "RUNNING" in screen_text(app)
         await pilot.press("escape", "q")
     assert group_members(pgid) == [] and not alive(child)
+
+
+
+STUBBORN_TESTS = '''
+import os, signal, time
+from pathlib import Path
+
+def test_ignores_sigterm():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Path(__file__).with_name("stubborn.pid").write_text(str(os.getpid()))
+    time.sleep(300)
+'''
+
+
+async def test_a_hang_up_stops_a_suite_that_ignores_sigterm_within_case_39s_five_seconds(tmp_path):
+    """Quitting gives a suite 5 s from SIGTERM to SIGKILL; once the terminal is gone the
+    whole process has 5 s (RELIABILITY.md 39), so a suite gets 1 s, and none outlives the app."""
+    stubborn = make_suite(tmp_path, "stubborn", {"test_stubborn.py": STUBBORN_TESTS})
+    app = app_with_suites(tmp_path, {"stubborn": stubborn})
+    async with app.run_test(size=(140, 44)) as pilot:
+        pgid = await start_suite(app, pilot, "stubborn", stubborn / "stubborn.pid", "the suite ignoring SIGTERM")
+        hung_up = time.monotonic()
+        app._hang_up()              # what SIGHUP or the dead terminal calls (dashboard/hangup.py)
+    assert time.monotonic() - hung_up < 5.0
+    assert group_members(pgid) == []
 
 
 async def test_a_load_suite_runs_once_confirmed_and_its_result_lands_with_the_screen_closed(tmp_path):

@@ -6,6 +6,7 @@ RELIABILITY.md cases 38 and 39: when the terminal goes away the process is gone 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -15,21 +16,33 @@ import struct
 import sys
 import termios
 import time
+from pathlib import Path
 
 import re
 
 import pytest
 
 from conftest import CANARY, ROOT
+from dashboard.lab.stack import Entry
+from faultproxy import Blackhole, FaultProxy, Slicer
+from lab_drive import module_lab
 
 GREYS = set(range(232, 256)) | {0, 7, 8, 15, 16, 231}
 
 
-def _spawn(config: str | None, env: dict, size=(100, 30), args: tuple[str, ...] = ()) -> tuple[int, int]:
+# The CLI with SIGHUP blocked: a hang-up the dashboard is never told of (not its session's
+# leader, or a signal mask inherited from whatever started it).
+SIGHUP_BLOCKED = ("import runpy, signal, sys; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP}); "
+                  "sys.argv[0] = 'scaledash'; runpy.run_module('dashboard.cli', run_name='__main__')")
+
+
+def _spawn(config: str | None, env: dict, size=(100, 30), args: tuple[str, ...] = (),
+           sighup_blocked: bool = False) -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:  # child: the real CLI, as a user would start it
         os.chdir(ROOT)
-        argv = [sys.executable, "-m", "dashboard.cli", *(["--config", config] if config else []), *args]
+        start = ["-c", SIGHUP_BLOCKED] if sighup_blocked else ["-m", "dashboard.cli"]
+        argv = [sys.executable, *start, *(["--config", config] if config else []), *args]
         os.execve(sys.executable, argv, {**os.environ, "TERM": "xterm-256color", **env})
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     return pid, fd
@@ -92,23 +105,98 @@ password = "env:SCALEDASH_TEST_PG_PASSWORD"
 """))
 
 
+def _hang_up_and_wait(pid: int, fd: int) -> tuple[float | None, float]:
+    """Close the terminal (the SSH connection is gone): (seconds until the process was gone,
+    or None after 5 s; CPU seconds it used from the hang-up on)."""
+    cpu_before = _cpu_seconds(pid)
+    dropped = time.monotonic()
+    os.close(fd)
+    ended = _wait_exit(pid, 5.0)
+    if ended is None:
+        return None, _cpu_seconds(pid) - cpu_before
+    return time.monotonic() - dropped, ended[1] - cpu_before
+
+
 @pytest.mark.slow
 def test_ssh_drop_ends_the_process_within_5s_without_spinning(dead_target_config):
     pid, fd = _spawn(dead_target_config, {})
     try:
         screen = _read_for(fd, 4.0)
         assert b"Replicas" in screen, screen[-500:]
-        cpu_before = _cpu_seconds(pid)
-        dropped = time.monotonic()
-        os.close(fd)                                   # the SSH connection is gone
-        ended = _wait_exit(pid, 5.0)
-        assert ended is not None, "scaledash still running 5 s after its terminal closed"
-        assert time.monotonic() - dropped < 5.0
-        _, cpu_total = ended
-        assert cpu_total - cpu_before < 1.0, "spun after the terminal closed"
+        gone_after, cpu = _hang_up_and_wait(pid, fd)
+        assert gone_after is not None, "scaledash still running 5 s after its terminal closed"
+        assert cpu < 1.0, "spun after the terminal closed"
     finally:
         _reap(pid)
     assert CANARY.encode() not in screen
+
+
+@pytest.mark.slow
+def test_ssh_drop_without_a_sighup_still_ends_the_process_within_5s_without_spinning(dead_target_config):
+    """The terminal answering EIO is enough: before, Textual's input thread spun on its
+    end-of-file and the loop blocked writing to it (10 s of CPU in 15 s, never gone)."""
+    pid, fd = _spawn(dead_target_config, {}, sighup_blocked=True)
+    try:
+        screen = _read_for(fd, 4.0)
+        assert b"Replicas" in screen, screen[-500:]
+        gone_after, cpu = _hang_up_and_wait(pid, fd)
+        assert gone_after is not None, f"still running 5 s after its terminal closed ({cpu:.1f} s CPU)"
+        assert cpu < 1.0, "spun after the terminal closed"
+    finally:
+        _reap(pid)
+
+
+lab = module_lab("tui-terminal")
+
+
+def _lab_server(lab, name: str) -> Entry:
+    return next(e for e in lab.entries() if e.name == name)
+
+
+@contextlib.contextmanager
+def _hung(lab, how: str, tmp_path: Path):
+    """The lab's config, with one target hung the way `how` says while the block runs."""
+    config = lab.dir / "scaledash.toml"
+    if how == "as it is":
+        yield str(config)
+    elif how == "primary stopped":                 # SIGSTOP: connections open, nothing answers
+        primary = _lab_server(lab, "postgres-primary")
+        os.kill(primary.pid, signal.SIGSTOP)
+        try:
+            yield str(config)
+        finally:
+            os.kill(primary.pid, signal.SIGCONT)
+    else:
+        server, toxic = {"redis blackholed": ("redis-server", Blackhole()),
+                         "prometheus trickling": ("prometheus", Slicer(size=1, delay_ms=300))}[how]
+        port = _lab_server(lab, server).port
+        with FaultProxy(port) as proxy:
+            proxied = tmp_path / "proxied.toml"
+            proxied.write_text(re.sub(rf"127\.0\.0\.1:{port}\b", proxy.url_host, config.read_text()))
+            proxy.add(toxic)
+            yield str(proxied)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["as it is", "primary stopped", "redis blackholed", "prometheus trickling"])
+def test_ssh_drop_on_the_lab_ends_the_process_within_5s_without_spinning(lab, tmp_path, how):
+    """Case 39 with real targets, one of them hung at the hang-up. A Prometheus answer
+    trickling in a byte at a time outlives every socket timeout: its worker thread kept
+    the process (asyncio's executor waits for its threads) for as long as it trickled."""
+    with _hung(lab, how, tmp_path) as config:
+        pid, fd = _spawn(config, {}, size=(160, 40))
+        try:
+            screen = b""
+            deadline = time.monotonic() + 20
+            while b"Replicas (3)" not in screen and time.monotonic() < deadline:
+                screen += _read_for(fd, 0.5)
+            assert b"Replicas (3)" in screen, screen[-500:]
+            screen += _read_for(fd, 2.5)                # the hung target's probes under way
+            gone_after, cpu = _hang_up_and_wait(pid, fd)
+            assert gone_after is not None, f"still running 5 s after its terminal closed ({cpu:.1f} s CPU)"
+            assert cpu < 1.0, "spun after the terminal closed"
+        finally:
+            _reap(pid)
 
 
 @pytest.mark.slow
