@@ -19,6 +19,7 @@ sample: the gauge's own, else the evaluation time. The engine ages rows from the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
