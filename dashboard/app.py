@@ -126,6 +126,7 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         yield KeyFooter()
 
     def on_mount(self) -> None:
+        self.engine.on_outcome = self._outcome_changed
         if self.autostart:   # tests drive the engine themselves, frame by frame
             self.call_after_refresh(self._start_polling)     # the first frame first
         self.call_after_refresh(self.start_drills)          # last failover, drills still running
@@ -355,6 +356,15 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
     def _redraw(self) -> None:
         self._redraw_pending = False
         self.refresh_view(tick=False)
+
+    def _outcome_changed(self) -> None:
+        """A probe failed, or answered after failing (Engine.on_outcome): draw now, not up
+        to a second later on the cadence. Fault -> state on screen was the engine's time
+        plus 0.3-0.6 s of waiting for the next repaint (tests/bench/detection.py). Several
+        in one loop turn share one redraw."""
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            self.call_later(self._redraw)
 
     def on_component_selected(self, message: ComponentSelected) -> None:
         screen = DetailScreen(message.key)

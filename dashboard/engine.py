@@ -111,6 +111,10 @@ class Engine:
         self.paused = False
         self.rounds = 0
         self.failover_seconds: float | None = None
+        # Called (on the loop, synchronously) when a target's probe fails, or answers
+        # after failing: a consumer that draws on a cadence can draw such a change at
+        # once instead of up to a cadence later (the TUI does; see app._outcome_changed).
+        self.on_outcome: Callable[[], None] | None = None
         self.epoch = clock()           # the poll grid's origin; start() resets it
         # Thresholds judged across rows (a cache's layers) remember their trips here, per row.
         self._row_limits: dict[tuple, Memory] = {}
@@ -295,8 +299,11 @@ class Engine:
     # ------------------------------------------------------------------ state
 
     def _apply(self, t: Target, sample: Sample) -> None:
+        was_ok = t.last_sample is None or t.last_sample.ok
         t.last_sample = sample
         t.completed += 1
+        if self.on_outcome is not None and not (was_ok and sample.ok):
+            self.on_outcome()
         if not sample.ok:
             t.failures += 1
             t.last_error = sample.error

@@ -562,3 +562,27 @@ async def test_the_details_of_a_dead_row_say_its_figures_are_last_known():
         app.refresh_view()
         await pilot.pause(0.1)
         assert "last known figures (8.0s old)" in screen_text(app)
+
+
+async def test_a_probe_that_fails_is_drawn_at_once_not_at_the_next_repaint():
+    """Fault -> state on screen was the engine's time plus up to a repaint interval
+    (tests/bench/detection.py); a failure, and an answer after failures, now redraw in
+    the same loop turn. An answer like the one before redraws nothing extra."""
+    app = make_app(readonly=True, probes=healthy_fleet())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        drawn = app.snapshot
+        await advance(app.engine, rounds=1)          # every target answers as before
+        await pilot.pause()
+        assert app.snapshot is drawn, "a round like the last one redrew before its tick"
+        probe_of(app.engine, "replica-1").failure = ProbeError(Failure.DOWN, "connection refused")
+        await advance(app.engine, rounds=1)
+        await pilot.pause()
+        assert app.snapshot is not drawn
+        row = next(c for c in app.snapshot.components if c.name == "replica-1")
+        assert row.state is not State.OK and "connection refused" in screen_text(app)
+        drawn = app.snapshot
+        probe_of(app.engine, "replica-1").failure = None
+        await advance(app.engine, rounds=1)          # it answers again: drawn at once too
+        await pilot.pause()
+        assert app.snapshot is not drawn
