@@ -256,14 +256,25 @@ class ScaledashApp(DrillsAppMixin, SuitesAppMixin, App):
         future = asyncio.get_running_loop().run_in_executor(None, self.recorder.write, snap)
         future.add_done_callback(self._recorded)
 
+    def drill_entries_read(self, follow, entries: list) -> None:
+        """--record: a followed drill's new timeline entries go into the recording too."""
+        if self.recorder is None or not entries:
+            return
+        try:
+            self.recorder.add_drill_entries(follow.files.run, follow.drill, follow.target, entries)
+        except Exception as exc:  # a full disk: stop recording, say so once, keep the drill followed
+            self._recorded_failed(exc)
+
+    def _recorded_failed(self, error: BaseException) -> None:
+        self.recorder.close()
+        self.recorder = None
+        self.notify(f"recording stopped: {safe_message(error, 200)}", severity="error", timeout=10, markup=False)
+
     def _recorded(self, future: asyncio.Future) -> None:
         self._recording = False
         error = None if future.cancelled() else future.exception()
         if error is not None and self.recorder is not None:
-            self.recorder.close()
-            self.recorder = None
-            self.notify(f"recording stopped: {safe_message(error, 200)}", severity="error", timeout=10,
-                        markup=False)
+            self._recorded_failed(error)
 
     def _main_screen(self) -> Screen:
         return self.screen_stack[0]

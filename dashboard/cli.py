@@ -286,9 +286,10 @@ def _recorder(args: argparse.Namespace, cfg: config_mod.Config, keep: float | No
     file that cannot be used is one line and exit 3, not a notice lost in the TUI."""
     if not args.record:
         return None
+    from dashboard.drills.runner import state_dir
     from dashboard.recording import Recorder
 
-    return Recorder(args.record, keep_s=keep, name=cfg.name)
+    return Recorder(args.record, keep_s=keep, name=cfg.name, announce_in=state_dir(cfg))
 
 
 def _keep(text: str | None) -> float | None:

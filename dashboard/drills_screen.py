@@ -240,6 +240,7 @@ class DrillsAppMixin:
         if self.engine.failover_seconds is None:
             self.engine.failover_seconds = session.last_failover()
         for follow in session.attach_running():
+            self.drill_entries_read(follow, list(follow.entries))
             self.notify(f"following drill {sanitize(follow.drill, 60)}, still running from an earlier session",
                         timeout=5, markup=False)
         self._follow()
@@ -297,7 +298,8 @@ class DrillsAppMixin:
 
     def drill_tick(self) -> None:
         session = self.drill_session
-        for follow, _ in session.poll():
+        for follow, new in session.poll():
+            self.drill_entries_read(follow, new)
             if not follow.live:
                 self._ended(follow)
         shown = session.follows.get(self._shown_run) if self._shown_run else None
@@ -310,6 +312,9 @@ class DrillsAppMixin:
             self._drill_timers = ()
             self.refresh_bindings()
         self.show_timeline()
+
+    def drill_entries_read(self, follow: "Follow", entries: list) -> None:
+        """New timeline entries of a followed run (the app records them with --record)."""
 
     def _ended(self, follow: "Follow") -> None:
         from dashboard.drill_session import end_line

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from rich.text import Text
+
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -23,7 +25,8 @@ from dashboard.app import ScaledashApp
 from dashboard.config import Config
 from dashboard.recording.moments import parse_moment
 from dashboard.recording.replay import ReplayFeed
-from dashboard.redact import safe_message
+from dashboard.redact import safe_message, sanitize
+from widgets.drills import DrillTimeline, verdict_text
 from widgets.timeline import Timeline, TimelineView
 
 # Actions that reach a target (or start a process that does): off in a replay.
@@ -90,12 +93,34 @@ class ReplayApp(ScaledashApp):
 
     def refresh_view(self, tick: bool = True) -> None:
         super().refresh_view(tick)
+        if not self.screen_stack:       # a timer firing while the app shuts down
+            return
         if self.screen is self._main_screen() and self.is_mounted:
             span = self.feed.span()
             view = None if span is None else TimelineView(
                 span[0], span[1], self.feed.cursor, tuple(self.feed.changes()), self.feed.speed,
                 playing=not self.feed.paused, following=self.feed.follow)
             self.query_one(Timeline).show(view, self.ascii_only)
+            self.show_timeline()
+
+    def show_timeline(self) -> None:
+        """The drill recorded at the cursor, beside the panels, as it was shown live."""
+        if not self.screen_stack:
+            return
+        main = self.screen_stack[0]
+        drill = self.feed.recording.drill_at(self.feed.cursor)
+        main.set_class(drill is not None, "drilling")
+        timeline = next(main.query("#drill-timeline").results(DrillTimeline), None)
+        if drill is None or timeline is None:
+            return
+        head = Text(f"Drill {sanitize(drill.drill, 40)} on {sanitize(drill.target, 40)}", style="bold")
+        end = next((e for e in drill.entries if e.kind == "end"), None)
+        if end is None:
+            head.append("  RUNNING (recorded)", style="bold cyan")
+        else:
+            head.append("  ")
+            head.append_text(verdict_text(str(end.data.get("verdict") or end.status or "?")))
+        timeline.show(head, drill.entries, timeline.size.height)
 
     # ------------------------------------------------------------------ the timeline's keys
 

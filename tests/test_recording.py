@@ -332,3 +332,98 @@ def test_a_span_reads_hours_and_days_as_well_as_the_configs_durations(text, seco
     from dashboard.recording.moments import parse_span
 
     assert parse_span(text) == seconds
+
+
+# ------------------------------------------------------------------ drills in a recording
+
+def drill_entries(start: float, ended: bool = True):
+    from dashboard.drills.model import Entry
+
+    entries = [Entry(start, "start", "drill failover on primary", data={"drill": "failover", "target": "primary"}),
+               Entry(start + 1, "step", "step 1: kill the primary", "ok"),
+               Entry(start + 2, "step", f"step 2: promote replica-1 (password {CANARY})", "running")]
+    if ended:
+        entries.append(Entry(start + 5, "end", "passed", "ok", {"verdict": "passed",
+                                                             "figures": {"failover_seconds": 0.43}}))
+    return entries
+
+
+def test_a_drills_timeline_is_shown_while_it_runs_and_a_minute_after_it_ends(tmp_path):
+    from dashboard.recording.store import DRILL_SHOWN_AFTER_END_S
+
+    register_secret(CANARY)
+    path = tmp_path / "r.sqlite"
+    rec = Recorder(path)
+    for i in range(10):
+        rec.write(fleet(1000.0 + i))
+    entries = drill_entries(1002.0)
+    rec.add_drill_entries("run-1", "failover", "primary", entries[:2])
+    rec.add_drill_entries("run-1", "failover", "primary", entries[2:])
+    rec.close()
+    recording = Recording(path)
+    assert recording.drill_at(1001.9) is None                       # before it started
+    during = recording.drill_at(1004.5)
+    assert (during.drill, during.target, during.ended) == ("failover", "primary", False)
+    assert [e.text for e in during.entries] == ["drill failover on primary", "step 1: kill the primary",
+                                                "step 2: promote replica-1 (password ***)"]
+    after = recording.drill_at(1007.0 + DRILL_SHOWN_AFTER_END_S - 1)
+    assert after.ended and after.entries[-1].data["figures"] == {"failover_seconds": 0.43}
+    assert recording.drill_at(1007.0 + DRILL_SHOWN_AFTER_END_S + 1) is None      # long over
+    raw = path.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("r.sqlite-*"))
+    assert CANARY.encode() not in raw
+
+
+def test_retention_drops_old_drill_entries_with_the_frames(tmp_path):
+    path = tmp_path / "r.sqlite"
+    rec = Recorder(path, keep_s=120.0, keyframe_every=10)
+    rec.write(fleet(10_000.0))
+    rec.add_drill_entries("old", "failover", "primary", drill_entries(10_000.0))
+    for i in range(1, 400):
+        rec.write(fleet(10_000.0 + i))
+    rec.add_drill_entries("new", "rejoin", "primary", drill_entries(10_390.0, ended=False))
+    rec.close()
+    rows = sqlite3.connect(path).execute("SELECT DISTINCT run FROM drill_entries").fetchall()
+    assert rows == [("new",)]
+
+
+def test_a_recording_written_before_drills_were_recorded_reads_no_drill(tmp_path):
+    path = tmp_path / "r.sqlite"
+    rec = Recorder(path)
+    rec.write(fleet(1000.0))
+    rec.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE drill_entries")
+    assert Recording(path).drill_at(1000.0) is None
+
+
+def test_a_drill_report_names_the_recordings_written_while_it_ran(tmp_path):
+    """Drill reports link to recordings: a recorder announces itself on the drills' state
+    directory while it writes; the report lists it with the command that replays the
+    drill's window, and forgets it once the recorder stops (or died: its PID is gone)."""
+    import json as json_
+
+    from dashboard.drills import journal, recordings, reports
+    from dashboard.drills.model import Entry, Verdict
+    from dashboard.drills.runner import Outcome
+
+    state = tmp_path / "state"
+    files = journal.RunFiles(state, "20261202T120000Z-failover")
+    outcome = Outcome(Verdict.PASSED, "steady state held", "failover", "primary", files.run)
+    timeline = [Entry(1_796_212_800.0, "start", "drill failover on primary")]
+
+    def report() -> dict:
+        _, path = reports.write(files, outcome, None, [], [], timeline, 1_796_212_810.0)
+        return json_.loads(path.read_text())
+
+    rec = Recorder(tmp_path / "fleet.sqlite", announce_in=state)
+    dead = state / "recordings" / "999999999.json"
+    dead.write_text(json_.dumps({"path": "/gone.sqlite", "pid": 999_999_999, "since": 1.0}))
+    found = report()
+    assert found["recordings"] == [{"path": str((tmp_path / "fleet.sqlite").resolve()),
+                                    "replay": f"scaledash replay {(tmp_path / 'fleet.sqlite').resolve()} "
+                                              "--at 2026-12-02T11:59:50Z"}]
+    assert "scaledash replay" in files.report_md.read_text()
+    rec.close()
+    assert report()["recordings"] == [] and not (state / "recordings" / f"{os.getpid()}.json").exists()
+    assert "- none (record the stack" in files.report_md.read_text()
+    assert recordings.active(state) == []

@@ -225,3 +225,24 @@ def test_replay_and_attach_answer_bad_input_in_one_line(recording, tmp_path, arg
     values = {"missing": tmp_path / "nope.sqlite", "recording": recording}
     run = run_cli(*[a.format(**values) for a in args])
     assert run.code == 3 and message in run.err and len(run.err.strip().splitlines()) == 1, run.text
+
+
+async def test_a_recorded_drill_shows_its_timeline_beside_the_panels_up_to_the_cursor(recording):
+    from test_recording import drill_entries
+
+    rec = Recorder(recording)
+    rec.add_drill_entries("run-1", "failover", "primary", drill_entries(START + 50))
+    rec.close()
+    app = replay(recording)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.feed.seek_to(START + 40)
+        text = await shown(app, pilot)
+        assert not app.screen.has_class("drilling") and "Drill failover" not in text
+        app.feed.seek_to(START + 51.5)
+        text = await shown(app, pilot)
+        assert app.screen.has_class("drilling")
+        assert "Drill failover on primary" in text and "RUNNING (recorded)" in text
+        assert "kill the primary" in text and "promote replica-1" not in text     # not yet, at the cursor
+        app.feed.seek_to(START + 56)
+        text = await shown(app, pilot)
+        assert "promote replica-1" in text and "passed" in text and "RUNNING" not in text

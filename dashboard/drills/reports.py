@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from dashboard.drills import recordings
 from dashboard.drills.audit import operator
 from dashboard.drills.journal import RunFiles, clean
 from dashboard.drills.model import Entry, Plan
@@ -50,11 +52,18 @@ def write(files: RunFiles, outcome, plan: Plan | None, steps: list[dict], rollba
         "steps": steps, "rollbacks": rollbacks,
         "timeline": [{"at": e.at, "kind": e.kind, "text": e.text, "status": e.status} for e in timeline],
         "journal": str(files.journal), "config": _real(config_path),
+        "recordings": [{"path": r["path"], "replay": f"scaledash replay {shlex.quote(r['path'])} --at "
+                                                     f"{_iso(started - 10)}"}
+                       for r in recordings.active(files.state_dir)],
     })
     files.prepare()
     _write_private(files.report_json, json.dumps(data, indent=2, allow_nan=False))
     _write_private(files.report_md, markdown(data))
     return files.report_md, files.report_json
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
 
 
 def _cell(value: object) -> str:
@@ -89,6 +98,9 @@ def markdown(d: dict) -> str:
     lines += ["", "## Rollbacks", ""]
     lines += [f"- {r['label']}: {r['status']} ({r['seconds']:.2f} s) {r['detail']}" for r in d["rollbacks"]] \
         or ["- none"]
+    lines += ["", "## Recordings", ""]
+    lines += [f"- `{r['path']}`: `{r['replay']}`" for r in d.get("recordings") or ()] or \
+        ["- none (record the stack with `scaledash daemon FILE` to replay a drill afterwards)"]
     lines += ["", "## Timeline", "", "```"]
     lines += [f"{_stamp(e['at'])}  {e['kind']:<6} {e['text']}" for e in d["timeline"]]
     lines += ["```", "", "## Plan", "", "```", *d["plan"], "```", ""]

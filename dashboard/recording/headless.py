@@ -2,7 +2,8 @@
 
 The poller of "one poller, many viewers": the engine polls on its own schedule and
 every snapshot it makes (at the TUI's cadence: every interval, at most one a second)
-goes into the recording. The SQLite write runs in a worker thread, so a slow disk
+goes into the recording, with the timeline entries of any drill running on the
+config's state directory (read from the drills' journals, as a dashboard follows them). The SQLite write runs in a worker thread, so a slow disk
 delays the recording, never the polls.
 """
 
@@ -27,9 +28,12 @@ async def record(cfg: Config, path: Path, keep_s: float | None, *, stop: asyncio
     """Poll `cfg`'s targets and record a snapshot every `cadence(cfg)` until `stop` is set;
     return how many were recorded. `on_write(snapshot)` is called after each is written.
     Raises RecordingError when the file cannot be used."""
+    from ..drill_session import DrillSession
+    from ..drills.runner import state_dir
     from ..engine import Engine
 
-    recorder = Recorder(path, keep_s=keep_s, name=cfg.name)
+    recorder = Recorder(path, keep_s=keep_s, name=cfg.name, announce_in=state_dir(cfg))
+    drills = DrillSession(cfg, readonly=True)      # follows drills' journals; starts and keeps nothing
     engine = Engine(cfg)
     engine.failover_seconds = failover_seconds
     written = 0
@@ -45,7 +49,7 @@ async def record(cfg: Config, path: Path, keep_s: float | None, *, stop: asyncio
                 pass
             next_at += period * max(1, int((time.monotonic() - next_at) // period) + 1)
             snap = engine.snapshot()
-            await asyncio.to_thread(recorder.write, snap)
+            await asyncio.to_thread(_write, recorder, snap, drill_entries(drills))
             written += 1
             if on_write is not None:
                 on_write(snap)
@@ -53,6 +57,19 @@ async def record(cfg: Config, path: Path, keep_s: float | None, *, stop: asyncio
         await engine.close()
         recorder.close()
     return written
+
+
+def drill_entries(session) -> list[tuple[object, list]]:
+    """The timeline entries of drills on this config's state directory that are new since
+    the last call: runs that started since (every entry so far), and runs followed."""
+    found = [(follow, list(follow.entries)) for follow in session.attach_running()]
+    return found + [(follow, new) for follow, new in session.poll() if new]
+
+
+def _write(recorder: Recorder, snap, drills: list[tuple[object, list]]) -> None:
+    for follow, entries in drills:
+        recorder.add_drill_entries(follow.files.run, follow.drill, follow.target, entries)
+    recorder.write(snap)
 
 
 def run(cfg: Config, path: Path, keep_s: float | None, failover_seconds: float | None = None,

@@ -18,6 +18,9 @@ The format (version 1), also described in the README:
                 state changed), so seeking to the next state change reads no body
         body    zlib-compressed JSON: `codec.encode(snapshot)` for a keyframe,
                 `codec.diff(keyframe, encode(snapshot))` for the others
+    drill_entries(at, run, drill, target, kind, status, text, data)
+        each line of a drill's timeline (the run's journal) as the poller read it:
+        a replay shows it beside the panels, as the live dashboard did
 
 A keyframe starts every `KEYFRAME_EVERY` frames, or sooner when a delta grows past
 half its keyframe: any frame is rebuilt from two bodies, never a chain. Retention drops
@@ -32,11 +35,15 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..drills import recordings
+from ..drills.model import Entry
 from ..model import Snapshot
 from ..redact import describe_error, redact
 from .codec import decode, diff, encode, patch
@@ -57,7 +64,33 @@ CREATE TABLE IF NOT EXISTS frames (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS frames_at ON frames (at);
+CREATE TABLE IF NOT EXISTS drill_entries (
+    at REAL NOT NULL,
+    run TEXT NOT NULL,
+    drill TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT,
+    text TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS drill_entries_at ON drill_entries (at);
 """
+
+# A finished drill's timeline stays beside a replay's panels this long after its end,
+# as it does live (drills_screen.ENDED_SHOWN_S).
+DRILL_SHOWN_AFTER_END_S = 60.0
+
+
+@dataclass(frozen=True)
+class RecordedDrill:
+    """A drill's timeline as recorded up to a moment."""
+
+    run: str
+    drill: str
+    target: str
+    entries: tuple[Entry, ...]
+    ended: bool
 
 
 class RecordingError(Exception):
@@ -70,6 +103,14 @@ def _pack(data: Any) -> bytes:
 
 def _unpack(body: bytes) -> Any:
     return json.loads(zlib.decompress(body))
+
+
+def _data(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def states_digest(data: dict) -> str:
@@ -99,7 +140,9 @@ class Recorder:
     """Appends snapshots to a recording; one writer per file (SQLite's own lock)."""
 
     def __init__(self, path: str | os.PathLike, *, keep_s: float | None = None,
-                 keyframe_every: int = KEYFRAME_EVERY, name: str = "") -> None:
+                 keyframe_every: int = KEYFRAME_EVERY, name: str = "", announce_in: Path | None = None) -> None:
+        """`announce_in`: a drills state directory where this recording says it is being
+        written while it is (drills.recordings), so drill reports can link to it."""
         self.path = Path(path)
         self._name = name
         self.keep_s = keep_s
@@ -113,9 +156,11 @@ class Recorder:
         except RecordingError:
             self._conn.close()
             raise
+        self._lock = threading.Lock()     # the app writes frames from a thread, drill entries from the loop
         self._base: tuple[int, dict, int] | None = None       # seq, data, packed size
         self._since_base = 0
         self._retention_at: float | None = None
+        self._marker = recordings.announce(announce_in, self.path) if announce_in is not None else None
 
     def _setup(self) -> None:
         conn = self._conn
@@ -143,7 +188,8 @@ class Recorder:
         """Append one snapshot in a transaction of its own."""
         data = encode(snap)
         try:
-            self._write(data)
+            with self._lock:
+                self._write(data)
         except sqlite3.Error as exc:
             raise RecordingError(f"{self.path}: cannot write: {describe_error(exc)}") from None
 
@@ -169,6 +215,18 @@ class Recorder:
                 self._since_base += 1
         self._retain(data["generated_at"])
 
+    def add_drill_entries(self, run: str, drill: str, target: str, entries) -> None:
+        """Append a drill run's new timeline entries (drills.model.Entry), redacted."""
+        rows = [(e.at, run, redact(drill), redact(target), e.kind, e.status, redact(e.text),
+                 redact(json.dumps(dict(e.data), default=str, separators=(",", ":")))) for e in entries]
+        if not rows:
+            return
+        try:
+            with self._lock, self._conn:
+                self._conn.executemany("INSERT INTO drill_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise RecordingError(f"{self.path}: cannot write: {describe_error(exc)}") from None
+
     def _retain(self, now: float) -> None:
         if self.keep_s is None or (self._retention_at is not None and now - self._retention_at < RETENTION_EVERY_S):
             return
@@ -177,11 +235,15 @@ class Recorder:
         with self._conn:
             self._conn.execute("DELETE FROM frames WHERE base IN (SELECT base FROM frames GROUP BY base "
                                "HAVING max(at) < ?)", (cutoff,))
+            self._conn.execute("DELETE FROM drill_entries WHERE at < ?", (cutoff,))
         self._conn.execute("PRAGMA incremental_vacuum")
 
     def close(self) -> None:
+        recordings.withdraw(self._marker)
+        self._marker = None
         try:
-            self._conn.close()
+            with self._lock:
+                self._conn.close()
         except sqlite3.Error:
             pass
 
@@ -262,6 +324,24 @@ class Recording:
     def previous_change(self, when: float) -> float | None:
         """The last state change before `when`, or None."""
         return next((at for at in reversed(self.changes()) if at < when), None)
+
+    def drill_at(self, when: float) -> RecordedDrill | None:
+        """The drill whose timeline a replay shows at `when`: the run with the latest entry
+        at or before it, while it runs and for DRILL_SHOWN_AFTER_END_S after its end."""
+        try:
+            row = self._conn.execute("SELECT run FROM drill_entries WHERE at <= ? ORDER BY at DESC LIMIT 1",
+                                     (when,)).fetchone()
+        except sqlite3.OperationalError:        # a recording from before drills were recorded
+            return None
+        if row is None:
+            return None
+        rows = self._query("SELECT at, drill, target, kind, status, text, data FROM drill_entries "
+                           "WHERE run = ? AND at <= ? ORDER BY at, rowid", (row[0], when))
+        entries = tuple(Entry(at, kind, text, status, _data(data)) for at, _, _, kind, status, text, data in rows)
+        ended = any(e.kind == "end" for e in entries)
+        if ended and when - entries[-1].at > DRILL_SHOWN_AFTER_END_S:
+            return None
+        return RecordedDrill(row[0], rows[-1][1], rows[-1][2], entries, ended)
 
     def _snapshot(self, seq: int, base: int, body: bytes) -> Snapshot:
         try:

@@ -209,3 +209,39 @@ def test_the_daemon_says_so_in_one_line_when_its_metrics_port_is_taken(write_con
                       str(write_config("[[cache]]\nname = \"c\"\nurl = \"redis://127.0.0.1:1\"\n")))
     assert run.code == 3 and f"cannot serve metrics on 127.0.0.1:{port}" in run.err, run.text
     assert len(run.err.strip().splitlines()) == 1
+
+
+def test_the_recorder_follows_a_drill_running_on_its_state_directory(cluster, tmp_path, password_env):
+    """A drill's process writes its journal (the real Journal); the recorder, like a
+    dashboard, finds the run on the config's state directory and records its timeline."""
+    from dashboard.drills import journal
+
+    state = tmp_path / "drills"
+    cfg = validate({"interval": 0.5, "timeout": 0.4, "replica": replicas(cluster, ("primary",)),
+                    "drills": {"state_dir": str(state)}})
+    files = journal.RunFiles(state, journal.run_id("failover"))
+    writer = journal.Journal(files)
+    writer.add("start", "drill failover on primary", drill="failover", target="primary", pid=os.getpid(),
+               start_ticks=journal.process_start_ticks(os.getpid()))
+    path = tmp_path / "drill.sqlite"
+    written = []
+
+    async def scenario():
+        stop = asyncio.Event()
+
+        def seen(snap):
+            written.append(snap)
+            if len(written) == 2:
+                writer.add("step", "step 1: kill the primary", "ok")
+            if len(written) == 4:
+                writer.add("end", "passed", "ok", verdict="passed", figures={"failover_seconds": 0.4})
+            if len(written) == 6:
+                stop.set()
+
+        await record(cfg, path, None, stop=stop, on_write=seen)
+
+    asyncio.run(scenario())
+    drill = Recording(path).drill_at(written[-1].generated_at)
+    assert (drill.drill, drill.target, drill.ended) == ("failover", "primary", True)
+    assert [e.kind for e in drill.entries] == ["start", "step", "end"]
+    assert Recording(path).drill_at(writer.entries[0].at - 0.01) is None
