@@ -158,3 +158,32 @@ def test_serve_answers_bad_input_in_one_line(tmp_path):
     assert missing.code == 3 and "no such recording" in missing.err and len(missing.err.strip().splitlines()) == 1
     port = run_cli("serve", recording(tmp_path / "r.sqlite", State.OK), "--port", "70000")
     assert port.code == 3 and "--port must be 1-65535" in port.err
+
+
+def test_a_tabs_app_ends_when_the_server_is_killed(tmp_path):
+    """A server that dies (SIGKILL, OOM) must not leave its tabs' apps behind: their pipes
+    close with it, and each app ends on its input's end (one was once seen rendering at
+    80 % CPU for an hour after a server was killed in its old 60 s shutdown wait)."""
+    import asyncio
+
+    import aiohttp
+
+    path = recording(tmp_path / "fleet.sqlite", State.OK)
+    served = Served(path)
+
+    async def open_tab():
+        session = aiohttp.ClientSession()
+        ws = await session.ws_connect(f"ws://127.0.0.1:{served.port}/ws?width=100&height=30")
+        await ws.receive(timeout=30)             # the tab's app has drawn its first frame
+        return session, ws
+
+    loop = asyncio.new_event_loop()
+    try:
+        session, ws = loop.run_until_complete(open_tab())
+        assert wait_for(lambda: _attached_to(tmp_path / "fleet.sqlite"), timeout=10)
+        served.proc.kill()
+        served.proc.wait(10)
+        wait_for(lambda: not _attached_to(tmp_path / "fleet.sqlite"), timeout=8)
+        loop.run_until_complete(session.close())
+    finally:
+        loop.close()
