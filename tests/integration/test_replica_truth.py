@@ -72,6 +72,10 @@ def cut_receiver(cluster, name: str):
     cluster.psql(replica, "SELECT pg_reload_conf()")
     try:
         wait_for(lambda: cluster.psql(replica, "SELECT count(*) FROM pg_stat_wal_receiver").strip() == "0")
+        # And replay has applied what the receiver got before it stopped (on a loaded
+        # machine it trailed by a record in CI): from here its own counters read "all replayed".
+        wait_for(lambda: cluster.psql(replica, "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()")
+                 .strip() == "t")
         yield replica
     finally:
         cluster.psql(replica, "ALTER SYSTEM SET primary_conninfo = '" + conninfo.replace("'", "''") + "'")
