@@ -72,10 +72,6 @@ def cut_receiver(cluster, name: str):
     cluster.psql(replica, "SELECT pg_reload_conf()")
     try:
         wait_for(lambda: cluster.psql(replica, "SELECT count(*) FROM pg_stat_wal_receiver").strip() == "0")
-        # And replay has applied what the receiver got before it stopped (on a loaded
-        # machine it trailed by a record in CI): from here its own counters read "all replayed".
-        wait_for(lambda: cluster.psql(replica, "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()")
-                 .strip() == "t")
         yield replica
     finally:
         cluster.psql(replica, "ALTER SYSTEM SET primary_conninfo = '" + conninfo.replace("'", "''") + "'")
@@ -183,8 +179,10 @@ def test_replica_with_cut_receiver_is_degraded_at_once_and_its_lag_grows(cluster
         first, snap = asyncio.run(two_rounds())
         code, report = check_json(write_config, replicas)
 
-    # Its own counters read "all replayed": only the primary's position shows the gap.
-    assert first.metrics["receive_lsn"] == first.metrics["replay_lsn"]
+    # Its own counters read "all replayed" (receive minus replay is nothing, or the tail of
+    # a record the receiver got only part of before it stopped: 1.7 KB in CI, never
+    # applied): only the primary's position shows the gap.
+    assert 0 <= first.metrics["receive_lsn"] - first.metrics["replay_lsn"] < 64 * 1024
     assert (first.state, first.reason) == (State.DEGRADED, "WAL receiver not streaming (stopped)")
     assert first.metrics["receiver"] == "stopped" and first.metrics["lag_bytes"] > 100_000
     second = component(snap, "r2")
