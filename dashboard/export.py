@@ -98,6 +98,18 @@ def serve(collector: SnapshotCollector, host: str, port: int):
     return server
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or "localhost": an address only this machine reaches."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """host:port, or a bare port (on 127.0.0.1); raises ValueError."""
     host, sep, port = text.rpartition(":")

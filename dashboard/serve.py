@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import secrets
 import shlex
@@ -26,18 +25,10 @@ import signal
 import socket
 import sys
 
+from dashboard.export import is_loopback
 from dashboard.redact import redact, register_secret
 
 COOKIE = "scaledash_token"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def command_for(path: str, replay: bool) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import websocket
 
+from conftest import wait_for
 from dashboard.lab.servers import free_port
 
 # Installed before any script of the page runs: every WebSocket's messages, as text.
@@ -106,14 +107,11 @@ class Browser:
         return self.evaluate("(window.__received || []).join('')") or ""
 
     def wait(self, what: str, predicate, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"browser: {what} not within {timeout:g}s")
-            time.sleep(0.25)
+        """`predicate()`'s first truthy value, asked every 0.25 s; AssertionError naming `what` after `timeout`."""
+        try:
+            return wait_for(predicate, timeout=timeout, interval=0.25)
+        except AssertionError:
+            raise AssertionError(f"browser: {what} not within {timeout:g}s") from None
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png")["data"]

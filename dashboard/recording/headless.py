@@ -76,7 +76,7 @@ def run(cfg: Config, path: Path, keep_s: float | None, failover_seconds: float |
         metrics: tuple[str, int] | None = None) -> int:
     """The command: records until SIGINT, SIGTERM or SIGHUP, then says what it wrote.
     `metrics` (host, port): also answer Prometheus scrapes there (dashboard.export)."""
-    from ..export import SnapshotCollector, serve
+    from ..export import SnapshotCollector, is_loopback, serve
 
     collector = SnapshotCollector()
     server = None
@@ -101,7 +101,7 @@ def run(cfg: Config, path: Path, keep_s: float | None, failover_seconds: float |
         host, port = metrics
         shown = f"[{host}]" if ":" in host else host
         print(f"scaledash: Prometheus metrics on http://{shown}:{port}/metrics", flush=True)
-        if not ipaddress_is_loopback(host):
+        if not is_loopback(host):
             print(f"scaledash: warning: {host} is not a loopback address: whoever reaches it reads "
                   "every component's state", flush=True)
     try:
@@ -112,17 +112,6 @@ def run(cfg: Config, path: Path, keep_s: float | None, failover_seconds: float |
             server.server_close()
     print(f"scaledash: recorded {written} snapshots to {path}")
     return 0
-
-
-def ipaddress_is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _span(seconds: float) -> str:
