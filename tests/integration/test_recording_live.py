@@ -25,7 +25,7 @@ import pytest
 from conftest import CANARY, ROOT, run_cli, wait_for
 from dashboard.config_schema import validate
 from dashboard.lab.servers import PostgresCluster
-from dashboard.model import Kind, State
+from dashboard.model import Kind
 from dashboard.recording import Recording
 from dashboard.recording.headless import record
 
