@@ -427,3 +427,18 @@ def test_a_drill_report_names_the_recordings_written_while_it_ran(tmp_path):
     assert report()["recordings"] == [] and not (state / "recordings" / f"{os.getpid()}.json").exists()
     assert "- none (record the stack" in files.report_md.read_text()
     assert recordings.active(state) == []
+
+
+def test_changes_read_as_the_file_grows_are_the_changes_read_at_once(tmp_path):
+    """changes() reads only new frames on each call (a replay asks every second): a reader
+    that followed the writer must find what a fresh reader of the whole file finds."""
+    path = tmp_path / "r.sqlite"
+    rec = Recorder(path)
+    follower = None
+    for i in range(30):
+        down = 5 <= i < 9 or 20 <= i < 21
+        rec.write(fleet(1000.0 + i, replica=State.DOWN if down else State.OK, reason="timeout" if down else None))
+        follower = follower or Recording(path)
+        follower.changes()
+    rec.close()
+    assert follower.changes() == Recording(path).changes() == [1005.0, 1009.0, 1020.0, 1021.0]

@@ -268,6 +268,8 @@ class Recording:
                                  f"scaledash reads ({VERSION})")
         self.meta = meta
         self._base_cache: tuple[int, dict] | None = None
+        self._changes: list[float] = []            # changes() so far, and where it stopped reading
+        self._changes_seq, self._changes_states = 0, None
 
     def span(self) -> tuple[float, float] | None:
         """The first and last recorded times, or None for an empty recording."""
@@ -312,10 +314,20 @@ class Recording:
             yield self._snapshot(*row)
 
     def changes(self) -> list[float]:
-        """When a state changed: the times of the frames whose states differ from the frame before."""
-        return [at for (at,) in self._query(
-            "SELECT at FROM (SELECT at, states, lag(states) OVER (ORDER BY seq) AS before FROM frames) "
-            "WHERE before IS NOT NULL AND states != before ORDER BY at")]
+        """When a state changed: the times of the frames whose states differ from the frame before.
+
+        Read incrementally: a replay's timeline asks every second, and a day at one frame a
+        second is 86,400 rows to scan each time; here only the frames new since the last
+        call are read. A change at the first frame retention kept is not one any more."""
+        for seq, at, states in self._query("SELECT seq, at, states FROM frames WHERE seq > ? ORDER BY seq",
+                                           (self._changes_seq,)):
+            if self._changes_states is not None and states != self._changes_states:
+                self._changes.append(at)
+            self._changes_seq, self._changes_states = seq, states
+        span = self.span()
+        if span is None:
+            return []
+        return [at for at in self._changes if at > span[0]]
 
     def next_change(self, when: float) -> float | None:
         """The first state change after `when`, or None."""
